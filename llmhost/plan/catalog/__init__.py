@@ -1,0 +1,314 @@
+"""The catalog: models, GPUs, weight formats, engine profiles and prices, read from YAML files.
+
+The files beside this module are the data; this module only turns them into typed values and
+answers look-ups with helpful errors. A user's own price file is merged over the shipped one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmhost.errors import UnknownChoiceError, UsageError
+from llmhost.plan.architecture import ModelSpec
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One accelerator type (or the host CPU, id `cpu`)."""
+
+    id: str
+    name: str
+    memory_mib: int | None
+    bandwidth_gbs: float
+    tflops_bf16: float
+    tflops_fp8: float | None
+    compute_capability: float | None
+    has_bf16: bool
+    vllm_formats: tuple[str, ...]
+    interconnect: str
+    source: str
+    as_of: str
+    memory_gb: float | None = None
+
+    @property
+    def is_cpu(self) -> bool:
+        """True for the host CPU pseudo-GPU served by llama.cpp."""
+        return self.id == "cpu"
+
+    @property
+    def memory_bytes(self) -> int:
+        """Total device memory in bytes."""
+        if self.memory_mib is None:
+            raise UsageError(f"GPU '{self.id}' has no memory size; set it with --gpu-memory-mib")
+        return self.memory_mib * MIB
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """A weight format: bits per tensor role, or llama.cpp block types for GGUF formats."""
+
+    id: str
+    precision_rank: int
+    engines: tuple[str, ...]
+    compute: str
+    source: str
+    as_of: str
+    bits: dict[str, float] = field(default_factory=dict)
+    per_row_scale_bits: float = 0.0
+    gguf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_gguf(self) -> bool:
+        """True for llama.cpp's block-quantized formats."""
+        return bool(self.gguf)
+
+
+@dataclass(frozen=True)
+class GgufType:
+    """A llama.cpp tensor type: bits per weight, block length and the type used when rows misfit."""
+
+    bits: float
+    block: int
+    fallback: str | None
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """Defaults and efficiency factors of one serving engine."""
+
+    id: str
+    bandwidth_efficiency: float
+    compute_efficiency: float
+    tensor_parallel_efficiency: float
+    step_overhead_ms: float
+    kv_dtype_bytes: int
+    load_gbps: float
+    startup_s: float
+    source: str
+    as_of: str
+    gpu_memory_utilization: float = 1.0
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 256
+    block_size: int = 16
+    non_torch_mib: float = 0.0
+    nccl_mib: float = 0.0
+    cuda_graph_mib: float = 0.0
+    n_ubatch: int = 512
+    n_batch: int = 2048
+    offload_link_gbs: float = 0.0
+
+
+@dataclass(frozen=True)
+class GpuPrice:
+    """What one provider charges per GPU-hour."""
+
+    gpu: str
+    provider: str
+    on_demand: float
+    source: str
+    as_of: str
+    spot: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class HostedApi:
+    """A hosted API's list price per 1M tokens; `model` is a catalog id or `any`."""
+
+    provider: str
+    api_model: str
+    model: str
+    input: float
+    output: float
+    source: str
+    as_of: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderFee:
+    """A per-provider price that is not per GPU (control plane $/h, storage $/GB-month)."""
+
+    provider: str
+    price: float
+    source: str
+    as_of: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything the planner reads that is data, not code."""
+
+    models: dict[str, ModelSpec]
+    gpus: dict[str, Gpu]
+    formats: dict[str, WeightFormat]
+    gguf_types: dict[str, GgufType]
+    engines: dict[str, EngineProfile]
+    gpu_prices: tuple[GpuPrice, ...]
+    control_plane_hourly: dict[str, ProviderFee]
+    storage_gb_month: dict[str, ProviderFee]
+    hosted_apis: tuple[HostedApi, ...]
+
+    def model(self, model_id: str) -> ModelSpec:
+        """The catalog model `model_id`, or an error naming the closest ids."""
+        try:
+            return self.models[model_id.lower()]
+        except KeyError:
+            raise UnknownChoiceError("model", model_id, self.models) from None
+
+    def gpu(self, gpu_id: str) -> Gpu:
+        """The catalog GPU `gpu_id`, or an error naming the closest ids."""
+        try:
+            return self.gpus[gpu_id.lower()]
+        except KeyError:
+            raise UnknownChoiceError("GPU", gpu_id, self.gpus) from None
+
+    def format(self, format_id: str) -> WeightFormat:
+        """The weight format `format_id`, or an error naming the closest ids."""
+        try:
+            return self.formats[format_id.lower()]
+        except KeyError:
+            raise UnknownChoiceError("quantization", format_id, self.formats) from None
+
+    def engine(self, engine_id: str) -> EngineProfile:
+        """The engine profile `engine_id`, or an error naming the closest ids."""
+        try:
+            return self.engines[engine_id.lower()]
+        except KeyError:
+            raise UnknownChoiceError("engine", engine_id, self.engines) from None
+
+    def prices_for(self, gpu_id: str) -> list[GpuPrice]:
+        """Every provider's price for one GPU type."""
+        return [p for p in self.gpu_prices if p.gpu == gpu_id]
+
+    def hosted_for(self, model_id: str) -> list[HostedApi]:
+        """Hosted APIs serving the same model, then the closed reference models."""
+        same = [h for h in self.hosted_apis if h.model == model_id]
+        return same + [h for h in self.hosted_apis if h.model == "any"]
+
+    def with_prices(self, path: Path) -> Catalog:
+        """This catalog with a user's price file merged over the shipped prices."""
+        extra = _read_yaml(path)
+        if not isinstance(extra, dict):
+            raise UsageError(f"{path}: expected a mapping with gpu_hourly and friends")
+        gpu_prices, control, storage = _prices(extra, origin=str(path))
+        for p in gpu_prices:
+            if p.gpu not in self.gpus:
+                raise UnknownChoiceError(f"GPU in {path}", p.gpu, self.gpus)
+        replaced = {(p.gpu, p.provider) for p in gpu_prices}
+        kept = tuple(p for p in self.gpu_prices if (p.gpu, p.provider) not in replaced)
+        hosted = self.hosted_apis
+        if "hosted_apis" in extra:
+            hosted = tuple(_hosted(extra["hosted_apis"], origin=str(path))) + hosted
+        return dataclasses.replace(
+            self,
+            gpu_prices=kept + tuple(gpu_prices),
+            control_plane_hourly={**self.control_plane_hourly, **control},
+            storage_gb_month={**self.storage_gb_month, **storage},
+            hosted_apis=hosted,
+        )
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc})") from None
+
+
+def _data(name: str) -> Any:
+    return yaml.safe_load(files(__name__).joinpath(name).read_text())
+
+
+def _build(cls: type[Any], origin: str, **values: Any) -> Any:
+    """Construct a catalog dataclass, turning a missing or unknown field into a clear error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"{origin}: unknown field(s) {', '.join(sorted(unknown))}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise UsageError(f"{origin}: {exc}") from None
+
+
+def _prices(
+    data: dict[str, Any], origin: str
+) -> tuple[list[GpuPrice], dict[str, ProviderFee], dict[str, ProviderFee]]:
+    gpu_prices = [_build(GpuPrice, origin, **row) for row in data.get("gpu_hourly", [])]
+    control = {
+        row["provider"]: _build(ProviderFee, origin, **row)
+        for row in data.get("kubernetes_control_plane_hourly", [])
+    }
+    storage = {
+        row["provider"]: _build(ProviderFee, origin, **row)
+        for row in data.get("block_storage_gb_month", [])
+    }
+    return gpu_prices, control, storage
+
+
+def _hosted(rows: list[dict[str, Any]], origin: str) -> list[HostedApi]:
+    return [_build(HostedApi, origin, **row) for row in rows]
+
+
+def model_from_mapping(model_id: str, row: dict[str, Any], origin: str) -> ModelSpec:
+    """A `ModelSpec` from one catalog entry (YAML mapping)."""
+    spec: ModelSpec = _build(ModelSpec, f"{origin} [{model_id}]", id=model_id, **row)
+    return spec
+
+
+@cache
+def load_catalog() -> Catalog:
+    """The catalog shipped with llmhost (read once per process)."""
+    models = {
+        mid: model_from_mapping(mid, row, "models.yaml")
+        for mid, row in _data("models.yaml").items()
+    }
+    gpus = {}
+    for gid, row in _data("gpus.yaml").items():
+        row = {**row, "vllm_formats": tuple(row.get("vllm_formats", []))}
+        gpus[gid] = _build(Gpu, f"gpus.yaml [{gid}]", id=gid, **row)
+    fmt_data = _data("formats.yaml")
+    formats = {
+        fid: _build(
+            WeightFormat,
+            f"formats.yaml [{fid}]",
+            id=fid,
+            **{**row, "engines": tuple(row["engines"])},
+        )
+        for fid, row in fmt_data["formats"].items()
+    }
+    gguf_types = {
+        tid: _build(GgufType, f"formats.yaml gguf_types [{tid}]", **row)
+        for tid, row in fmt_data["gguf_types"].items()
+    }
+    engines = {
+        eid: _build(EngineProfile, f"engines.yaml [{eid}]", id=eid, **row)
+        for eid, row in _data("engines.yaml").items()
+    }
+    gpu_prices, control, storage = _prices(_data("prices.yaml"), origin="prices.yaml")
+    hosted = _hosted(_data("hosted_apis.yaml"), origin="hosted_apis.yaml")
+    return Catalog(
+        models=models,
+        gpus=gpus,
+        formats=formats,
+        gguf_types=gguf_types,
+        engines=engines,
+        gpu_prices=tuple(gpu_prices),
+        control_plane_hourly=control,
+        storage_gb_month=storage,
+        hosted_apis=tuple(hosted),
+    )

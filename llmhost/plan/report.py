@@ -1,0 +1,152 @@
+"""A plan as a person reads it: a terminal table or a Markdown design-doc section."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from llmhost.plan.catalog import GIB
+from llmhost.plan.types import Candidate, Plan
+
+
+def _money(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"${value:,.{digits}f}"
+
+
+def _row(c: Candidate) -> list[str]:
+    return [
+        f"{c.gpu_count}x {c.gpu}" if c.gpu_count else c.gpu,
+        c.quantization,
+        c.engine,
+        "yes" if c.fits else "no",
+        f"{c.weights_bytes / GIB:.1f}",
+        f"{c.max_kv_tokens:,}",
+        f"{c.max_concurrent_sequences:,}",
+        f"{c.decode_tokens_per_s_single:,.1f}",
+        f"{c.decode_tokens_per_s_aggregate:,.0f}",
+        _money(c.monthly_cost_usd),
+        _money(c.cost_per_million_output_tokens_usd, 3),
+    ]
+
+
+HEADERS = [
+    "GPUs", "format", "engine", "fits", "weights GiB", "KV tokens", "max seqs",
+    "tok/s (1 user)", "tok/s (all)", "$/month", "$/1M out",
+]  # fmt: skip
+
+
+def print_plan(plan: Plan, console: Console) -> None:
+    """The plan as a table of candidates and the recommendation, for a terminal."""
+    req = plan.requirements
+    console.print(
+        f"[bold]{plan.model}[/]: {plan.total_params / 1e9:.2f}B params "
+        f"({plan.active_params / 1e9:.2f}B active), KV {plan.kv_bytes_per_token:,} B/token, "
+        f"{plan.kv_bytes_per_sequence / GIB:.2f} GiB per {req.context}-token sequence"
+    )
+    table = Table(*HEADERS, show_lines=False)
+    shown = sorted(plan.candidates, key=lambda c: (not c.fits, c.monthly_cost_usd or float("inf")))
+    for c in shown:
+        style = "bold green" if c is plan.recommendation or c == plan.recommendation else None
+        table.add_row(*_row(c), style=style if c.fits else "dim")
+    console.print(table)
+    if plan.recommendation:
+        console.print(f"[bold green]Recommendation[/]: {plan.recommendation_reason}")
+        for line in plan.recommendation.reasons:
+            console.print(f"  - {line}")
+    else:
+        console.print(f"[bold red]No recommendation[/]: {plan.recommendation_reason}")
+    for line in plan.alternatives:
+        console.print(f"  alternative {line}")
+
+
+def plan_markdown(plan: Plan) -> str:
+    """A report to paste into a design doc."""
+    req, rec = plan.requirements, plan.recommendation
+    out = [f"# Serving plan: {plan.model}", "", "## Requirements", ""]
+    traffic = (
+        f"{req.tokens_per_day:,.0f} tokens/day"
+        if req.tokens_per_day
+        else (f"{req.requests_per_s:g} req/s" if req.requests_per_s else "not given")
+    )
+    out += [
+        f"- Context: {req.context:,} tokens (typical request {req.prompt_tokens} in / "
+        f"{req.output_tokens} out)",
+        f"- Traffic: {traffic} (peak {req.peak_to_mean:g}x mean)",
+        f"- TTFT target: {f'{req.ttft_s:g} s' if req.ttft_s else 'none'}; per-user speed "
+        f"target: {req.min_user_tokens_per_s:g} tokens/s",
+        f"- Lowest precision: {req.min_precision or 'any'}; spot: "
+        f"{'allowed' if req.spot else 'no'}; active hours/month: "
+        f"{req.active_hours if req.active_hours is not None else '730 (24/7)'}",
+        "",
+        "## Model",
+        "",
+        f"- Parameters: {plan.total_params / 1e9:.2f}B total, {plan.active_params / 1e9:.2f}B "
+        "active per token",
+        f"- KV cache: {plan.kv_bytes_per_token:,} bytes/token (all layers, 16-bit); "
+        f"{plan.kv_bytes_per_sequence / GIB:.2f} GiB for one {req.context:,}-token sequence "
+        "(sliding-window layers capped)",
+        f"- Architecture: {plan.architecture}",
+        "",
+        "## Recommendation",
+        "",
+    ]
+    if rec:
+        mem = rec.memory
+        out += [
+            plan.recommendation_reason[0].upper() + plan.recommendation_reason[1:] + ".",
+            "",
+            f"- Hardware: {rec.replicas} replica(s) x {rec.gpus_per_replica}x {rec.gpu} "
+            f"(tensor parallel {rec.tensor_parallel}, pipeline {rec.pipeline_parallel}), "
+            f"engine {rec.engine}",
+            f"- Quantization: {rec.quantization}, weights {rec.weights_bytes / GIB:.1f} GiB",
+        ]
+        if mem:
+            out.append(
+                f"- Memory per device: budget {mem.budget_bytes / GIB:.1f} GiB = weights "
+                f"{mem.weights_bytes / GIB:.1f} + overhead {mem.overhead_bytes / GIB:.1f} + KV "
+                f"{mem.kv_cache_bytes / GIB:.1f} GiB ({rec.max_kv_tokens:,} tokens, "
+                f"{rec.max_concurrent_sequences:,} sequences at full context)"
+            )
+        out += [
+            f"- Speed: {rec.decode_tokens_per_s_single:,.1f} tokens/s for one user, "
+            f"{rec.decode_tokens_per_s_aggregate:,.0f} tokens/s aggregate at batch "
+            f"{rec.operating_batch}; TTFT {rec.ttft_s:.2f} s for a {req.prompt_tokens}-token "
+            "prompt",
+            "",
+            "## Cost",
+            "",
+            "| item | value |",
+            "|---|---|",
+            f"| provider | {rec.provider} ({'spot' if rec.spot else 'on-demand'}) |",
+            f"| $/GPU-hour | {_money(rec.price_per_gpu_hour_usd, 3)} |",
+            f"| $/hour | {_money(rec.hourly_cost_usd, 2)} |",
+            f"| control plane $/month | {_money(rec.control_plane_monthly_usd, 2)} |",
+            f"| weights volume $/month | {_money(rec.storage_monthly_usd, 2)} |",
+            f"| $/month (24/7) | {_money(rec.monthly_cost_24x7_usd)} |",
+            f"| $/month (as planned) | {_money(rec.monthly_cost_usd)} |",
+            f"| $ per 1M output tokens at {req.utilization:.0%} utilisation | "
+            f"{_money(rec.cost_per_million_output_tokens_usd, 3)} |",
+            "",
+            "## Hosted APIs and break-even",
+            "",
+            "| provider | model | same weights | $/1M in | $/1M out | $/day at this traffic |"
+            " break-even tokens/day |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for h in rec.hosted:
+            even = h.break_even_tokens_per_day
+            out.append(
+                f"| {h.provider} | {h.api_model} | {'yes' if h.same_model else 'no'} | "
+                f"{h.input_per_million_usd:.2f} | {h.output_per_million_usd:.2f} | "
+                f"{_money(h.cost_per_day_usd, 2)} | "
+                f"{'-' if even is None else f'{even:,.0f}'} |"
+            )
+    else:
+        out.append(f"No configuration works: {plan.recommendation_reason}.")
+    out += ["", "## Alternatives", ""]
+    out += [f"- {line}" for line in plan.alternatives] or ["- none"]
+    out += ["", "## All candidates", "", "| " + " | ".join(HEADERS) + " |"]
+    out.append("|" + "---|" * len(HEADERS))
+    out += ["| " + " | ".join(_row(c)) + " |" for c in plan.candidates]
+    out += ["", "## Assumptions", ""] + [f"- {a}" for a in plan.assumptions]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,191 @@
+"""Where a model's architecture comes from: the catalog, a Hugging Face config.json, or a GGUF file.
+
+`resolve_model` takes what the user typed (`llama-3.1-70b`, `./config.json`, `model.gguf`) and
+returns a `ModelSource`: the architecture plus, for a GGUF file, the exact bytes of its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmhost.errors import ModelFileError
+from llmhost.plan.architecture import LayerKind, ModelSpec
+from llmhost.plan.catalog import Catalog
+
+# general.file_type values (llama.cpp's llama_ftype) that match a catalog weight format.
+GGUF_FILE_TYPES = {0: "fp32", 1: "fp16", 7: "q8_0", 15: "q4_k_m", 17: "q5_k_m", 32: "bf16"}
+# Architectures whose sliding-window pattern llama.cpp fixes in code rather than in metadata.
+GGUF_SWA_PATTERN = {"gemma3": 6, "gemma2": 2, "cohere2": 4, "llama4": 4}
+GEMMA_TYPES = ("gemma", "gemma2", "gemma3", "gemma3_text")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to plan: its architecture and, for a GGUF file, the weights it really holds."""
+
+    spec: ModelSpec
+    path: Path | None = None
+    file_format: str | None = None
+    file_weights_bytes: int | None = None
+
+
+def resolve_model(name: str, catalog: Catalog) -> ModelSource:
+    """A catalog id, a config.json path (or a folder holding one) or a GGUF path."""
+    path = Path(name)
+    if name.lower().endswith(".gguf"):
+        return read_gguf(path)
+    if name.lower().endswith(".json") or path.is_dir():
+        return ModelSource(spec=read_hf_config(path), path=path)
+    return ModelSource(spec=catalog.model(name))
+
+
+def _require(cfg: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in cfg or cfg[key] is None:
+        raise ModelFileError(str(path), f"missing field '{key}'")
+    return cfg[key]
+
+
+def _layer_types_from_config(cfg: dict[str, Any], layers: int) -> tuple[LayerKind, ...] | None:
+    """Local/global layers when the config lists them (`layer_types`, Llama 4 `no_rope_layers`)."""
+    if isinstance(cfg.get("layer_types"), list):
+        return tuple("full" if str(t).startswith("full") else "sliding" for t in cfg["layer_types"])
+    if isinstance(cfg.get("no_rope_layers"), list) and cfg.get("attention_chunk_size"):
+        # 1 = RoPE layer with chunked (local) attention, 0 = NoPE global layer.
+        return tuple("sliding" if flag else "full" for flag in cfg["no_rope_layers"][:layers])
+    return None
+
+
+def read_hf_config(path: Path) -> ModelSpec:
+    """The architecture in a Hugging Face config.json (multimodal configs: their text_config)."""
+    file = path / "config.json" if path.is_dir() else path
+    try:
+        raw = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(str(file), "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(str(file), f"not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ModelFileError(str(file), "expected a JSON object")
+    cfg: dict[str, Any] = {**raw, **raw.get("text_config", {})}
+    model_type = str(cfg.get("model_type", ""))
+    layers = int(_require(cfg, "num_hidden_layers", file))
+    hidden = int(_require(cfg, "hidden_size", file))
+    heads = int(_require(cfg, "num_attention_heads", file))
+    experts = int(cfg.get("num_local_experts") or cfg.get("num_experts") or 0)
+    is_llama4_style = "intermediate_size_mlp" in cfg
+    if experts and is_llama4_style:
+        dense_inter = int(cfg["intermediate_size_mlp"])
+        expert_inter = int(_require(cfg, "intermediate_size", file))
+    else:
+        dense_inter = int(_require(cfg, "intermediate_size", file))
+        expert_inter = int(cfg.get("moe_intermediate_size") or dense_inter) if experts else 0
+    window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
+    window = cfg.get("attention_chunk_size") or window
+    layer_types = _layer_types_from_config(cfg, layers) if window else None
+    pattern = cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern")
+    shared = cfg.get("n_shared_experts")
+    if shared is None:
+        shared = 1 if experts and is_llama4_style else 0
+    return ModelSpec(
+        id=str(raw.get("_name_or_path") or file.parent.name or file.stem),
+        layers=layers,
+        hidden_size=hidden,
+        attention_heads=heads,
+        kv_heads=int(cfg.get("num_key_value_heads") or heads),
+        head_dim=int(cfg.get("head_dim") or hidden // heads),
+        intermediate_size=dense_inter,
+        vocab_size=int(_require(cfg, "vocab_size", file)),
+        max_context=int(_require(cfg, "max_position_embeddings", file)),
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", model_type in GEMMA_TYPES)),
+        attention_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
+        sliding_window=int(window) if window else None,
+        global_every=int(pattern) if window and pattern and not layer_types else None,
+        experts=experts,
+        experts_per_token=int(cfg.get("num_experts_per_tok") or 0),
+        shared_experts=int(shared),
+        expert_intermediate_size=expert_inter,
+        moe_every=int(cfg.get("interleave_moe_layer_step") or 1),
+        norms_per_layer=4 if model_type.startswith("gemma") else 2,
+        qk_norm=model_type.startswith("gemma3"),
+        source=str(file),
+        layer_types=layer_types or (),
+    )
+
+
+def _gguf_value(reader: Any, key: str) -> Any:
+    field = reader.fields.get(key)
+    if field is None:
+        return None
+    value = field.contents()
+    if isinstance(value, list):
+        return max(value) if value and all(isinstance(v, int | float) for v in value) else value
+    return value
+
+
+def read_gguf(path: Path) -> ModelSource:
+    """The architecture in a GGUF file's metadata, and its weights' exact size."""
+    from gguf import GGUFReader  # imported here: it pulls numpy, which plain plans do not need
+
+    if not path.is_file():
+        raise ModelFileError(str(path), "no such file")
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as exc:  # the gguf package raises bare ValueError/struct errors
+        raise ModelFileError(str(path), f"not a readable GGUF file ({exc})") from None
+    arch = _gguf_value(reader, "general.architecture")
+    if not arch:
+        raise ModelFileError(str(path), "missing field 'general.architecture'")
+
+    def need(key: str) -> Any:
+        value = _gguf_value(reader, f"{arch}.{key}")
+        if value is None:
+            raise ModelFileError(str(path), f"missing field '{arch}.{key}'")
+        return value
+
+    hidden, heads = int(need("embedding_length")), int(need("attention.head_count"))
+    vocab = _gguf_value(reader, f"{arch}.vocab_size")
+    if vocab is None:
+        tokens = reader.fields.get("tokenizer.ggml.tokens")
+        if tokens is None:
+            raise ModelFileError(str(path), f"missing field '{arch}.vocab_size'")
+        vocab = len(tokens.data)
+    window = _gguf_value(reader, f"{arch}.attention.sliding_window")
+    pattern = _gguf_value(reader, f"{arch}.attention.sliding_window_pattern")
+    if not isinstance(pattern, int):
+        pattern = GGUF_SWA_PATTERN.get(arch)
+    names = {t.name for t in reader.tensors}
+    experts = int(_gguf_value(reader, f"{arch}.expert_count") or 0)
+    spec = ModelSpec(
+        id=str(_gguf_value(reader, "general.name") or path.stem),
+        layers=int(need("block_count")),
+        hidden_size=hidden,
+        attention_heads=heads,
+        kv_heads=int(_gguf_value(reader, f"{arch}.attention.head_count_kv") or heads),
+        head_dim=int(_gguf_value(reader, f"{arch}.attention.key_length") or hidden // heads),
+        intermediate_size=int(need("feed_forward_length")),
+        vocab_size=int(vocab),
+        max_context=int(need("context_length")),
+        tie_embeddings="output.weight" not in names,
+        sliding_window=int(window) if window else None,
+        global_every=pattern if window else None,
+        experts=experts,
+        experts_per_token=int(_gguf_value(reader, f"{arch}.expert_used_count") or 0),
+        shared_experts=int(_gguf_value(reader, f"{arch}.expert_shared_count") or 0),
+        expert_intermediate_size=int(
+            _gguf_value(reader, f"{arch}.expert_feed_forward_length") or 0
+        ),
+        norms_per_layer=4 if arch in GEMMA_TYPES else 2,
+        qk_norm=arch == "gemma3",
+        source=str(path),
+        published_total_params=sum(int(t.n_elements) for t in reader.tensors),
+    )
+    file_type = _gguf_value(reader, "general.file_type")
+    return ModelSource(
+        spec=spec,
+        path=path,
+        file_format=GGUF_FILE_TYPES.get(int(file_type)) if file_type is not None else None,
+        file_weights_bytes=sum(int(t.n_bytes) for t in reader.tensors),
+    )

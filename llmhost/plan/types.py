@@ -1,0 +1,161 @@
+"""The `Plan`: what the planner decided, as plain data that round-trips through JSON.
+
+Everything downstream (engine launch arguments, Kubernetes rendering, bench calibration) reads a
+`Plan`, never the planner's internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Requirements:
+    """What the user asked for."""
+
+    model: str
+    context: int
+    prompt_tokens: int
+    output_tokens: int
+    tokens_per_day: float | None = None
+    requests_per_s: float | None = None
+    ttft_s: float | None = None
+    min_user_tokens_per_s: float = 0.0
+    min_precision: str | None = None
+    spot: bool = False
+    active_hours: float | None = None
+    utilization: float = 0.5
+    peak_to_mean: float = 2.0
+    provider: str | None = None
+    gpus: list[str] = field(default_factory=list)
+    quantizations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HostedComparison:
+    """One hosted API next to a self-hosted candidate."""
+
+    provider: str
+    api_model: str
+    same_model: bool
+    input_per_million_usd: float
+    output_per_million_usd: float
+    cost_per_day_usd: float | None
+    break_even_tokens_per_day: float | None
+    source: str
+    as_of: str
+
+
+@dataclass
+class MemoryBreakdown:
+    """Bytes per GPU (or per host for CPU engines) and what they hold."""
+
+    device_bytes: int
+    budget_bytes: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    per_sequence_kv_bytes: int
+    shortfall_bytes: int = 0
+
+
+@dataclass
+class Candidate:
+    """One way to serve the model: GPU type and count, format, engine, speed and cost."""
+
+    gpu: str
+    gpu_count: int
+    quantization: str
+    engine: str
+    fits: bool
+    weights_bytes: int
+    max_kv_tokens: int
+    max_concurrent_sequences: int
+    decode_tokens_per_s_single: float
+    decode_tokens_per_s_aggregate: float
+    hourly_cost_usd: float | None
+    monthly_cost_usd: float | None
+    cost_per_million_output_tokens_usd: float | None
+    reasons: list[str]
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    replicas: int = 1
+    gpus_per_replica: int = 1
+    kv_cache_dtype: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    memory: MemoryBreakdown | None = None
+    operating_batch: int = 1
+    per_user_tokens_per_s: float = 0.0
+    prefill_tokens_per_s: float = 0.0
+    ttft_s: float = 0.0
+    requests_per_s_capacity: float = 0.0
+    provider: str | None = None
+    price_per_gpu_hour_usd: float | None = None
+    spot: bool = False
+    monthly_cost_24x7_usd: float | None = None
+    control_plane_monthly_usd: float = 0.0
+    storage_monthly_usd: float = 0.0
+    load_time_s: float = 0.0
+    meets_targets: bool = True
+    hosted: list[HostedComparison] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """The planner's answer for one model and one set of requirements."""
+
+    model: str
+    total_params: int
+    active_params: int
+    weights_bytes: int
+    kv_bytes_per_token: int
+    kv_bytes_per_sequence: int
+    requirements: Requirements
+    candidates: list[Candidate]
+    recommendation: Candidate | None
+    recommendation_reason: str
+    alternatives: list[str] = field(default_factory=list)
+    model_source: str = ""
+    architecture: dict[str, Any] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The plan as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """Rebuild a plan written by `to_dict` (or read back from JSON)."""
+        return cls(
+            **{
+                **data,
+                "requirements": Requirements(**data["requirements"]),
+                "candidates": [_candidate(c) for c in data["candidates"]],
+                "recommendation": _candidate(data["recommendation"])
+                if data.get("recommendation")
+                else None,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """Parse a plan saved with `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+def _candidate(data: dict[str, Any]) -> Candidate:
+    memory = data.get("memory")
+    return Candidate(
+        **{
+            **data,
+            "memory": MemoryBreakdown(**memory) if memory else None,
+            "hosted": [HostedComparison(**h) for h in data.get("hosted", [])],
+        }
+    )
