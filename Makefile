@@ -18,7 +18,7 @@ $(DEPS): pyproject.toml constraints.txt | $(BIN)/python
 ## up: install, prepare the embedded model, and run the main job
 up: $(DEPS)
 	@echo "== Embedded model (Gemma 3 270M Q4_K_M) on this CPU with llama.cpp"
-	$(BIN)/llmhost plan "$$($(BIN)/python -m llmhost.engines.weights)" --gpu cpu --context 4096
+	$(BIN)/llmhost plan "$$($(BIN)/python -m llmhost.engines.weights)" --gpu cpu --context 4096 --measure-host
 	@echo "== Cluster scenario: Llama 3.1 70B, 50M tokens/day, TTFT under 2 s"
 	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --markdown
 

@@ -114,7 +114,8 @@ def plan(
     else:
         from llmhost.plan.report import print_plan
 
-        print_plan(result, Console())
+        console = Console()
+        print_plan(result, console if console.is_terminal else Console(width=160))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ fits and meets every target; the runners-up say why they lost.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from llmhost.errors import UsageError
 from llmhost.plan import cost, memory
@@ -24,6 +25,25 @@ MAX_NODES = 4
 # Replicas are sized so that peak traffic keeps each one at most this busy.
 SIZING_HEADROOM = 0.8
 CPU_FORMATS = ("q4_k_m", "q5_k_m", "q8_0", "bf16")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One GPU type and weight format to evaluate for a model and its requirements."""
+
+    source: ModelSource
+    gpu: Gpu
+    fmt: WeightFormat
+    engine: EngineProfile
+    catalog: Catalog
+    req: Requirements
+
+    def parts(
+        self,
+    ) -> tuple[ModelSource, Gpu, WeightFormat, EngineProfile, Catalog, Requirements]:
+        """The fields in declaration order, for unpacking."""
+        return self.source, self.gpu, self.fmt, self.engine, self.catalog, self.req
+
 
 ASSUMPTIONS = [
     "Traffic: tokens/day split into requests of prompt_tokens + output_tokens; peak = "
@@ -126,15 +146,8 @@ def _offload_note(weights_short: int, engine: EngineProfile, step_s: float) -> s
     )
 
 
-def _gpu_candidate(
-    source: ModelSource,
-    gpu: Gpu,
-    fmt: WeightFormat,
-    engine: EngineProfile,
-    catalog: Catalog,
-    req: Requirements,
-    gpu_count: int | None,
-) -> Candidate:
+def _gpu_candidate(opt: Option, gpu_count: int | None) -> Candidate:
+    source, gpu, fmt, engine, catalog, req = opt.parts()
     spec = source.spec
     weights = _weights(source, fmt, catalog)
     tp, pp, mem = _vllm_fit(spec, weights, gpu, engine, req, gpu_count)
@@ -164,12 +177,7 @@ def _gpu_candidate(
         cand.tensor_parallel, cand.pipeline_parallel, cand.memory = tp, pp, breakdown
         return cand
     return _finish(
-        source,
-        gpu,
-        fmt,
-        engine,
-        catalog,
-        req,
+        opt,
         hw,
         weights,
         breakdown,
@@ -183,14 +191,8 @@ def _gpu_candidate(
     )
 
 
-def _cpu_candidate(
-    source: ModelSource,
-    gpu: Gpu,
-    fmt: WeightFormat,
-    engine: EngineProfile,
-    catalog: Catalog,
-    req: Requirements,
-) -> Candidate:
+def _cpu_candidate(opt: Option) -> Candidate:
+    source, gpu, fmt, engine, catalog, req = opt.parts()
     spec = source.spec
     weights = _weights(source, fmt, catalog)
     budget = memory.host_memory_budget(gpu)
@@ -216,12 +218,7 @@ def _cpu_candidate(
         cand.gpu_count, cand.memory = 1, breakdown
         return cand
     return _finish(
-        source,
-        gpu,
-        fmt,
-        engine,
-        catalog,
-        req,
+        opt,
         Hardware(gpu, engine),
         weights,
         breakdown,
@@ -241,12 +238,7 @@ def _required_rps(req: Requirements) -> float:
 
 
 def _finish(
-    source: ModelSource,
-    gpu: Gpu,
-    fmt: WeightFormat,
-    engine: EngineProfile,
-    catalog: Catalog,
-    req: Requirements,
+    opt: Option,
     hw: Hardware,
     weights: int,
     breakdown: MemoryBreakdown,
@@ -255,6 +247,7 @@ def _finish(
     reasons: list[str],
 ) -> Candidate:
     """Speed, replicas, cost and target checks for a configuration that fits."""
+    source, gpu, fmt, engine, catalog, req = opt.parts()
     spec = source.spec
     speed = estimate_speed(
         spec,
@@ -346,8 +339,13 @@ def _price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec
     )
 
 
-def _rank_key(c: Candidate) -> tuple[float, float]:
-    return (c.monthly_cost_usd or math.inf, -c.decode_tokens_per_s_aggregate)
+def _rank_key(c: Candidate) -> tuple[float, float, float]:
+    """Cheapest first; at equal cost the higher throughput, then the faster single stream."""
+    return (
+        c.monthly_cost_usd if c.monthly_cost_usd is not None else math.inf,
+        -c.decode_tokens_per_s_aggregate,
+        -c.decode_tokens_per_s_single,
+    )
 
 
 def _why_lost(c: Candidate, best: Candidate) -> str:
@@ -355,6 +353,13 @@ def _why_lost(c: Candidate, best: Candidate) -> str:
     if not c.fits or not c.meets_targets or c.monthly_cost_usd is None:
         return f"{label}: {c.reasons[-1]}"
     extra = c.monthly_cost_usd - (best.monthly_cost_usd or 0)
+    if extra < 0.5 and c.decode_tokens_per_s_single >= best.decode_tokens_per_s_single:
+        return f"{label}: same cost and speed (ties broken by order)"
+    if extra < 0.5:
+        return (
+            f"{label}: same cost, slower ({c.decode_tokens_per_s_single:,.1f} vs "
+            f"{best.decode_tokens_per_s_single:,.1f} tokens/s per user)"
+        )
     pct = extra / best.monthly_cost_usd * 100 if best.monthly_cost_usd else 0
     return f"{label}: ${extra:,.0f}/month more (+{pct:.0f}%)"
 
@@ -380,9 +385,10 @@ def build_plan(
             if engine is None:
                 candidates.append(_unsupported(gpu, fmt, _weights(source, fmt, catalog)))
             elif gpu.is_cpu:
-                candidates.append(_cpu_candidate(source, gpu, fmt, engine, catalog, req))
+                candidates.append(_cpu_candidate(Option(source, gpu, fmt, engine, catalog, req)))
             else:
-                candidates.append(_gpu_candidate(source, gpu, fmt, engine, catalog, req, gpu_count))
+                opt = Option(source, gpu, fmt, engine, catalog, req)
+                candidates.append(_gpu_candidate(opt, gpu_count))
     if not candidates:
         raise UsageError(f"no weight format is at least as precise as {req.min_precision}")
     viable = sorted(

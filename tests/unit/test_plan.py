@@ -15,7 +15,10 @@ def test_recommends_the_cheapest_that_fits() -> None:
     assert rec is not None and rec.fits and rec.meets_targets
     viable = [c for c in plan.candidates if c.fits and c.monthly_cost_usd is not None]
     assert rec.monthly_cost_usd == min(c.monthly_cost_usd for c in viable)  # type: ignore[type-var]
-    assert plan.alternatives and "more" in plan.alternatives[0]
+    assert plan.alternatives
+    assert all(("more" in a) or ("same cost" in a) for a in plan.alternatives[:3])
+    pricier = plan_for("llama-3.1-8b", gpus=["l4", "h100-80gb"], quantizations=["bf16"])
+    assert any("/month more" in a for a in pricier.alternatives)
 
 
 def test_nothing_fits_says_by_how_much() -> None:
