@@ -21,8 +21,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from llmhost.engines.weights import cache_dir
 from llmhost.errors import LlmhostError
+from llmhost.paths import cache_dir
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 CMAKE_FLAGS = (
@@ -94,6 +94,8 @@ def build_llama_server(jobs: int | None = None, quiet: bool = False) -> Path:
     target = server_path()
     if target.is_file():
         return target
+    if os.environ.get("LLMHOST_LLAMA_SERVER"):
+        raise BuildError(f"LLMHOST_LLAMA_SERVER points at {target}, which does not exist")
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; others wait and reuse it

@@ -5,16 +5,11 @@ Running this module prints the embedded GGUF's path, assembling it first if need
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from llmhost.paths import cache_dir
+
 EMBEDDED_MODEL = "gemma-3-270m"
-
-
-def cache_dir() -> Path:
-    """llmhost's cache folder (models, engine builds), honouring XDG_CACHE_HOME."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llmhost"
 
 
 def embedded_gguf() -> Path:

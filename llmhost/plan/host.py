@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
+from llmhost.paths import cache_dir
 from llmhost.plan.catalog import Gpu
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmhost" / "host.json"
+CACHE = cache_dir() / "host.json"
 
 
 def host_memory_mib() -> int:
