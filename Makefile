@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: up test lint plan-demo clean
+.PHONY: up test engine plan-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,24 @@ $(DEPS): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-## up: install, prepare the embedded model, and run the main job
-up: $(DEPS)
-	@echo "== Embedded model (Gemma 3 270M Q4_K_M) on this CPU with llama.cpp"
-	$(BIN)/llmhost plan "$$($(BIN)/python -m llmhost.engines.weights)" --gpu cpu --context 4096 --measure-host
-	@echo "== Cluster scenario: Llama 3.1 70B, 50M tokens/day, TTFT under 2 s"
+## engine: build (once, cached in ~/.cache/llmhost) llama-server and assemble the embedded model
+engine: $(DEPS)
+	$(BIN)/python -m llmhost.engines.build
+	$(BIN)/python -m llmhost.engines.weights
+
+## up: install, prepare the embedded model and engine, plan it, and serve it on :8000
+up: engine
+	@echo "== Plan: the embedded model (Gemma 3 270M Q4_K_M) on this CPU with llama.cpp"
+	$(BIN)/llmhost plan "$$($(BIN)/python -m llmhost.engines.weights)" --gpu cpu --context 4096
+	@echo "== Serve: llmhost gateway -> llama-server replicas (Ctrl-C stops everything)"
+	$(BIN)/llmhost up
+
+## plan-demo: the cluster scenario, Llama 3.1 70B at 50M tokens/day with TTFT under 2 s
+plan-demo: $(DEPS)
 	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --markdown
 
 ## test: lint, type-check and run every test
-test: $(DEPS)
+test: engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy llmhost

@@ -118,6 +118,83 @@ def plan(
         print_plan(result, console if console.is_terminal else Console(width=160))
 
 
+@app.command()
+def up(
+    config: Annotated[
+        Path | None, typer.Option(help="llmhost.yaml (default: $LLMHOST_CONFIG or ./llmhost.yaml).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Serve this GGUF (path or hf://owner/repo/file) instead of the config."),
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="Replicas of --model (or of the embedded model).")
+    ] = None,
+) -> None:
+    """Serve the configured models behind the OpenAI-compatible gateway (Ctrl-C stops all)."""
+    import logging
+
+    from llmhost.config import embedded_model, load_config
+    from llmhost.gateway.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = load_config(config)
+        overrides: dict[str, object] = {}
+        if host is not None:
+            overrides["host"] = host
+        if port is not None:
+            overrides["port"] = port
+        if overrides:
+            settings = settings.model_copy(
+                update={"server": settings.server.model_copy(update=overrides)}
+            )
+        if model is not None or replicas is not None:
+            if replicas is not None and replicas < 1:
+                raise UsageError("--replicas must be at least 1")
+            base = embedded_model(replicas or 1)
+            if model is not None:
+                name = Path(model.split("@")[0]).stem
+                base = base.model_copy(
+                    update={"name": name, "aliases": ("default",), "weights": model}
+                )
+            settings = settings.model_copy(update={"models": (base,)})
+        serve(settings, on_ready=lambda url: _print_banner(url, settings))
+    except LlmhostError as exc:
+        raise fail(exc) from None
+
+
+def _print_banner(url: str, settings: object) -> None:
+    from llmhost.config import Config
+
+    assert isinstance(settings, Config)
+    name = settings.models[0].name
+    open_note = (
+        ""
+        if settings.server.host in ("127.0.0.1", "localhost", "::1")
+        else (
+            "\nWARNING: listening beyond loopback with no API keys: keep it on a private network."
+        )
+    )
+    typer.echo(
+        f"""
+llmhost is serving {", ".join(m.name for m in settings.models)} on {url}  (Ctrl-C stops everything)
+
+  curl {url}/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{{"model": "{name}", "messages": [{{"role": "user", "content": "Say hello"}}]}}'
+
+  python -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="none"); \\
+print(c.chat.completions.create(model="{name}", \\
+messages=[{{"role": "user", "content": "Say hello"}}]).choices[0].message.content)'
+
+  metrics: {url}/metrics   readiness: {url}/ready{open_note}
+""",
+        err=False,
+    )
+
+
 def main() -> None:
     """Entry point for `python -m llmhost`."""
     app()

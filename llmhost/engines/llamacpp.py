@@ -1,7 +1,9 @@
-"""llama.cpp's `llama-server`: what its load log says about memory.
+"""llama.cpp's `llama-server`: its adapter, and what its load log says about memory.
 
-`parse_memory_report` reads the buffer sizes llama-server logs while loading a model (run with
-`-lv 4`), so the planner's llama.cpp memory model can be checked against the real engine.
+The adapter launches llama-server with continuous batching over `parallel` slots, its Prometheus
+page on, and an explicit chat template when the GGUF carries none. `parse_memory_report` reads the
+buffer sizes llama-server logs while loading a model (run with `-lv 4`), so the planner's
+llama.cpp memory model can be checked against the real engine.
 """
 
 from __future__ import annotations
@@ -9,7 +11,61 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from llmhost.engines.base import LaunchSpec, Load, load_from_metrics
 from llmhost.plan.catalog import MIB
+
+
+def chat_template_args(template: str) -> list[str]:
+    """Flags for a chat template given as a built-in name, a Jinja file, or Jinja text.
+
+    llama-server treats `--chat-template` as Jinja text unless Jinja is off, so a built-in name
+    such as `gemma` needs `--no-jinja` to select llama.cpp's own template of that name.
+    """
+    if "{{" in template or "{%" in template:
+        return ["--jinja", "--chat-template", template]
+    if template.endswith(".jinja"):
+        return ["--jinja", "--chat-template-file", template]
+    return ["--no-jinja", "--chat-template", template]
+
+
+class LlamaCppAdapter:
+    """llama.cpp's llama-server: OpenAI endpoints, `/health` (503 while loading), `/metrics`."""
+
+    kind = "llamacpp"
+    health_path = "/health"
+    ready_path = "/health"
+    metrics_path: str | None = "/metrics"
+    supports_embeddings = True  # when started with --embeddings
+
+    def launch_args(self, spec: LaunchSpec) -> list[str]:
+        """llama-server flags: the context is split evenly over `parallel` slots."""
+        args = [
+            "--model", spec.weights, "--alias", spec.served_name,
+            "--host", spec.host, "--port", str(spec.port),
+            "--ctx-size", str(spec.context * spec.parallel), "--parallel", str(spec.parallel),
+            "--metrics", "--no-webui",
+        ]  # fmt: skip
+        if spec.threads:
+            args += ["--threads", str(spec.threads)]
+        if spec.chat_template:
+            args += chat_template_args(spec.chat_template)
+        if spec.kv_cache_dtype:
+            args += ["--cache-type-k", spec.kv_cache_dtype, "--cache-type-v", spec.kv_cache_dtype]
+        return [*args, *spec.extra_args]
+
+    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """No environment needed: everything is a flag."""
+        return {}
+
+    def read_load(self, metrics_text: str) -> Load | None:
+        """Slots busy (`requests_processing`) and queued (`requests_deferred`)."""
+        return load_from_metrics(
+            metrics_text,
+            running="llamacpp:requests_processing",
+            waiting="llamacpp:requests_deferred",
+            kv={"llamacpp:kv_cache_usage_ratio": 1.0},
+        )
+
 
 _BUFFER = re.compile(r"(?P<where>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s+"
                      r"(?P<mib>[0-9.]+) MiB")  # fmt: skip

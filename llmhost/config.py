@@ -1,0 +1,145 @@
+"""`llmhost.yaml` and environment overrides, read into typed settings.
+
+With no file, llmhost serves the embedded model (Gemma 3 270M on llama.cpp) with no further
+setup. Environment variables `LLMHOST_<SERVER FIELD>` (e.g. `LLMHOST_PORT=9000`) override the
+`server:` section, so a container can be configured without a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmhost.errors import UsageError
+
+DEFAULT_PATH = Path("llmhost.yaml")
+EMBEDDED = "embedded"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    """Where the gateway listens and the limits every request meets."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    first_byte_timeout_s: float = Field(60.0, gt=0)
+    total_timeout_s: float = Field(600.0, gt=0)
+    retry_after_s: int = Field(2, ge=1)
+    health_interval_s: float = Field(2.0, gt=0)
+
+
+class ModelConfig(_Strict):
+    """One served model: its names, its engine and where its replicas come from."""
+
+    name: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = "llamacpp"
+    # Managed locally (llamacpp only): weights and replica count. External: urls.
+    weights: str | None = None  # "embedded", a local path, or hf://owner/repo/file[@revision]
+    replicas: int = Field(1, ge=0, le=64)
+    urls: tuple[str, ...] = ()
+    upstream_model: str | None = None  # the name the engine expects, when not `name`
+    api_key_env: str | None = None  # environment variable holding the engine's own API key
+    context: int = Field(4096, ge=16)  # tokens per sequence
+    parallel: int = Field(4, ge=1, le=256)  # sequences per replica
+    threads: int | None = Field(None, ge=1)
+    chat_template: str | None = None
+    args: tuple[str, ...] = ()  # extra engine flags
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if self.urls and self.weights:
+            raise ValueError("give either 'weights' (llmhost runs the engine) or 'urls', not both")
+        if not self.urls and self.engine != "llamacpp":
+            raise ValueError(f"engine '{self.engine}' runs outside llmhost here: give its 'urls'")
+        if not self.urls and not self.weights:
+            raise ValueError("give 'weights' (embedded, a GGUF path or hf://...) or 'urls'")
+        for url in self.urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"url '{url}' must start with http:// or https://")
+        return self
+
+    @property
+    def managed(self) -> bool:
+        """True when llmhost runs this model's engine processes itself."""
+        return not self.urls
+
+
+class Config(_Strict):
+    """The whole gateway: server settings and the models it serves."""
+
+    server: ServerConfig = ServerConfig()
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for model in self.models:
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name or alias '{name}' is used twice")
+                seen.add(name)
+        return self
+
+
+def embedded_model(replicas: int = 1) -> ModelConfig:
+    """The default model: Gemma 3 270M Q4_K_M on llama.cpp with Gemma's chat template."""
+    from llmhost.engines.weights import EMBEDDED_MODEL
+
+    return ModelConfig(
+        name=EMBEDDED_MODEL,
+        aliases=("default",),
+        weights=EMBEDDED,
+        replicas=replicas,
+        chat_template="gemma",
+    )
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
+    fields = ServerConfig.model_fields
+    return {name: environ[key] for name in fields if (key := f"LLMHOST_{name.upper()}") in environ}
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read `path` (or `LLMHOST_CONFIG`, or ./llmhost.yaml if present) and the environment."""
+    environ = dict(os.environ) if environ is None else environ
+    if path is None and environ.get("LLMHOST_CONFIG"):
+        path = Path(environ["LLMHOST_CONFIG"])
+    if path is None and DEFAULT_PATH.is_file():
+        path = DEFAULT_PATH
+    raw: dict[str, object] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{path}: expected a mapping with 'models' and 'server'")
+        raw = loaded
+    raw.setdefault("models", [embedded_model().model_dump()])
+    server = raw.get("server") or {}
+    if not isinstance(server, dict):
+        raise UsageError(f"{path}: 'server' must be a mapping")
+    raw["server"] = {**server, **_env_overrides(environ)}
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{path or 'configuration'}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+    return "; ".join(parts)

@@ -1,0 +1,92 @@
+"""The one small interface every engine adapter implements, and the values it deals in.
+
+An adapter describes an engine from the outside: how to launch it for a model, where to ask
+whether it is alive and ready, and which of its own metrics say how busy it is. The local
+supervisor, the gateway's health and load checks, and Kubernetes rendering all read the same
+adapter, so an engine's flags and URLs are written down once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@dataclass(frozen=True)
+class Load:
+    """How busy an engine says it is: requests running, requests queued, KV cache used (0-1)."""
+
+    running: float
+    waiting: float
+    kv_usage: float | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What an engine needs to serve one model; made from config or from a `Plan`."""
+
+    weights: str  # local file path (llama.cpp) or a Hugging Face repo id (vLLM, TGI)
+    served_name: str
+    context: int  # tokens per sequence
+    parallel: int = 1  # sequences decoded together (llama.cpp slots, vLLM max-num-seqs)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    chat_template: str | None = None
+    threads: int | None = None
+    tensor_parallel: int = 1
+    quantization: str | None = None
+    kv_cache_dtype: str | None = None
+    dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+class EngineAdapter(Protocol):
+    """An engine kind as the supervisor, the gateway and the renderer see it."""
+
+    kind: str
+    health_path: str  # alive (process answers)
+    ready_path: str  # model loaded, can take requests
+    metrics_path: str | None  # Prometheus text, or None when the engine has none
+    supports_embeddings: bool
+
+    def launch_args(self, spec: LaunchSpec) -> list[str]:
+        """The engine's command-line arguments (after the executable) for `spec`."""
+        ...
+
+    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """Environment variables the engine reads instead of flags."""
+        ...
+
+    def read_load(self, metrics_text: str) -> Load | None:
+        """The engine's load from its metrics page, or None if the page does not say."""
+        ...
+
+
+def sample_values(metrics_text: str, names: Iterable[str]) -> dict[str, float]:
+    """Sum the samples of each named metric in a Prometheus text page (labels summed over)."""
+    wanted = set(names)
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                found[sample.name] = found.get(sample.name, 0.0) + sample.value
+    return found
+
+
+def load_from_metrics(
+    metrics_text: str, running: str, waiting: str, kv: Mapping[str, float] | None = None
+) -> Load | None:
+    """Read a `Load` from metric names; `kv` maps KV-usage metric names to the scale to 0-1.
+
+    `kv` may list several names (engines renamed them between releases); the first present wins.
+    """
+    kv = kv or {}
+    values = sample_values(metrics_text, [running, waiting, *kv])
+    if running not in values and waiting not in values:
+        return None
+    kv_usage = next((values[n] * scale for n, scale in kv.items() if n in values), None)
+    return Load(values.get(running, 0.0), values.get(waiting, 0.0), kv_usage)

@@ -1,0 +1,32 @@
+"""Any OpenAI-compatible server llmhost does not launch (a hosted API, LM Studio, SGLang...).
+
+Named `openai_compat` so it never shadows the `openai` client package.
+"""
+
+from __future__ import annotations
+
+from llmhost.engines.base import LaunchSpec, Load
+from llmhost.errors import UsageError
+
+
+class OpenAICompatAdapter:
+    """An external server: readiness is `/v1/models` answering; no load metrics."""
+
+    kind = "openai"
+    health_path = "/v1/models"
+    ready_path = "/v1/models"
+    metrics_path: str | None = None
+    supports_embeddings = True
+
+    def launch_args(self, spec: LaunchSpec) -> list[str]:
+        """Not launchable: an `openai` engine is always given by URL."""
+        raise UsageError(f"model '{spec.served_name}': engine 'openai' needs 'urls'; llmhost "
+                         "cannot launch it")  # fmt: skip
+
+    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """Not launchable."""
+        return {}
+
+    def read_load(self, metrics_text: str) -> Load | None:
+        """No metrics page."""
+        return None

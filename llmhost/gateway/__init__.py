@@ -1,0 +1,1 @@
+"""The data plane: llmhost's OpenAI-compatible gateway in front of engine replicas."""

@@ -1,0 +1,219 @@
+"""The gateway's HTTP surface: OpenAI-compatible endpoints, health, readiness and metrics.
+
+The request path reads the body once, parses it once (orjson) for the few fields routing needs,
+re-serialises only when it must change something (an alias, or asking the engine for stream
+usage), and hands the bytes to `proxy.forward`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from llmhost.config import ServerConfig
+from llmhost.gateway.errors import error_response
+from llmhost.gateway.metrics import GatewayMetrics
+from llmhost.gateway.proxy import CLIENT_CLOSED, Exchange, forward
+from llmhost.gateway.routes import Route
+
+GENERATE_PATHS = {
+    "/v1/chat/completions": "messages",
+    "/v1/completions": "prompt",
+    "/v1/embeddings": "input",
+}
+POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n")
+
+
+def invalid_field(payload: Mapping[str, object], required: str) -> tuple[str, str] | None:
+    """The first field that is missing or of the wrong type, with a message; else None."""
+    value = payload.get(required)
+    if required == "messages":
+        if not isinstance(value, list) or not value:
+            return required, "'messages' must be a non-empty array"
+    elif not isinstance(value, str | list):
+        return required, f"'{required}' is required: a string or an array"
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        return "stream", "'stream' must be true or false"
+    for name in POSITIVE_INTS:
+        number = payload.get(name)
+        if number is not None and (type(number) is not int or number < 1):
+            return name, f"'{name}' must be a positive integer"
+    return None
+
+
+class Gateway:
+    """Routes requests for the configured models to their replicas."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        routes: Sequence[Route],
+        metrics: GatewayMetrics,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.server = server
+        self.routes = list(routes)
+        self.by_name: dict[str, Route] = {}
+        for route in self.routes:
+            for name in (route.name, *route.config.aliases):
+                self.by_name[name] = route
+        self.gateway_metrics = metrics
+        self.session = session
+        self.created = int(time.time())
+
+    def app(self) -> web.Application:
+        """The aiohttp application with every route."""
+        app = web.Application(client_max_size=self.server.max_body_bytes)
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ready", self.ready)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        self._known = {
+            r.resource.canonical: r.method  # type: ignore[union-attr]
+            for r in app.router.routes()
+            if r.method != "*" and r.method != "HEAD"
+        }
+        return app
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/chat/completions."""
+        return await self._generate(request, "/v1/chat/completions")
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/completions."""
+        return await self._generate(request, "/v1/completions")
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/embeddings (the engine answers if it serves embeddings)."""
+        return await self._generate(request, "/v1/embeddings")
+
+    async def _generate(self, request: web.Request, path: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        length = request.content_length
+        if length is not None and length > self.server.max_body_bytes:
+            return self._too_large()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return error_response("invalid_json", f"the body is not valid JSON: {exc}")
+        if not isinstance(payload, dict):
+            return error_response("invalid_json", "the body must be a JSON object")
+        model = payload.get("model")
+        if not isinstance(model, str):
+            return error_response("invalid_value", "'model' is required: a string", "model")
+        route = self.by_name.get(model)
+        if route is None:
+            served = ", ".join(sorted(self.by_name))
+            return error_response(
+                "model_not_found", f"model '{model}' is not served here; served: {served}", "model"
+            )
+        problem = invalid_field(payload, GENERATE_PATHS[path])
+        if problem is not None:
+            return error_response("invalid_value", problem[1], problem[0])
+        stream = payload.get("stream") is True and path != "/v1/embeddings"
+        changed = model != route.upstream_model
+        if changed:
+            payload["model"] = route.upstream_model
+        strip_usage = False
+        if stream:
+            options = payload.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage")):
+                base = options if isinstance(options, dict) else {}
+                payload["stream_options"] = {**base, "include_usage": True}
+                strip_usage = changed = True
+        if changed:
+            body = orjson.dumps(payload)
+        ex = Exchange(started=started, stream=stream, strip_usage=strip_usage)
+        metrics = route.metrics
+        metrics.inflight.inc()
+        try:
+            return await forward(
+                request, self.session, route, path, body, ex,
+                self.server.first_byte_timeout_s, self.server.total_timeout_s,
+                self.server.retry_after_s,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            ex.status = CLIENT_CLOSED
+            raise
+        finally:
+            metrics.inflight.dec()
+            metrics.finished(
+                ex.status, time.perf_counter() - started, ex.prompt_tokens, ex.completion_tokens
+            )
+            if ex.ttft is not None:
+                metrics.ttft.observe(ex.ttft)
+
+    def _too_large(self) -> web.Response:
+        limit = self.server.max_body_bytes
+        return error_response("request_too_large", f"the body is over the {limit}-byte limit")
+
+    async def models(self, request: web.Request) -> web.Response:
+        """GET /v1/models: each served model, with its aliases and ready replicas."""
+        data = [
+            {
+                "id": route.name,
+                "object": "model",
+                "created": self.created,
+                "owned_by": "llmhost",
+                "aliases": list(route.config.aliases),
+                "engine": route.config.engine,
+                "ready_replicas": len(route.replica_set.ready()),
+            }
+            for route in self.routes
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """GET /health: the gateway process is alive."""
+        return _json({"status": "ok"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """GET /ready: 200 when every model has a ready replica, else 503 naming those without."""
+        counts = {route.name: len(route.replica_set.ready()) for route in self.routes}
+        waiting = sorted(name for name, n in counts.items() if n == 0)
+        if waiting:
+            return _json(
+                {"status": "not ready", "models": counts, "waiting_for": waiting},
+                status=503,
+                headers={"Retry-After": str(self.server.retry_after_s)},
+            )
+        return _json({"status": "ready", "models": counts})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """GET /metrics: Prometheus text."""
+        body = self.gateway_metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        """Anything else: 405 for a known path with the wrong method, 404 otherwise."""
+        allowed = self._known.get(request.path)
+        if allowed is not None:
+            return error_response(
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.path}; use {allowed}",
+                headers={"Allow": allowed},
+            )
+        return error_response("not_found", f"no route {request.method} {request.path}")
+
+
+def _json(
+    value: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=orjson.dumps(value), content_type="application/json", headers=headers
+    )

@@ -1,0 +1,48 @@
+"""Error responses in the OpenAI shape, so every OpenAI client can read them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+from aiohttp import web
+
+# (HTTP status, OpenAI error type) for each code llmhost returns.
+KINDS: dict[str, tuple[int, str]] = {
+    "invalid_json": (400, "invalid_request_error"),
+    "invalid_value": (400, "invalid_request_error"),
+    "model_not_found": (404, "invalid_request_error"),
+    "not_found": (404, "invalid_request_error"),
+    "method_not_allowed": (405, "invalid_request_error"),
+    "request_too_large": (413, "invalid_request_error"),
+    "unsupported_media_type": (415, "invalid_request_error"),
+    "upstream_error": (502, "server_error"),
+    "no_backend": (503, "service_unavailable"),
+    "upstream_timeout": (504, "timeout"),
+}
+
+
+def error_body(code: str, message: str, param: str | None = None) -> bytes:
+    """`{"error": {...}}` JSON for `code`, as OpenAI's API writes it."""
+    kind = KINDS[code][1]
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+def error_response(
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A JSON error response with the status that belongs to `code`."""
+    return web.Response(
+        status=KINDS[code][0],
+        body=error_body(code, message, param),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def sse_error(code: str, message: str) -> bytes:
+    """An SSE event carrying an error, for failures after a stream has started."""
+    return b"data: " + error_body(code, message) + b"\n\n"

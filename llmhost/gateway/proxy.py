@@ -1,0 +1,253 @@
+"""Relaying one request to an engine replica: retry before the first byte, stream straight
+through, count usage, and turn upstream trouble into OpenAI-shaped errors.
+
+Streams are relayed event by event as they arrive. When the gateway asked the engine for usage
+on the client's behalf (`stream_options.include_usage`), the usage-only chunk is read for the
+counters and not passed on, so the client sees exactly the stream it asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from llmhost.engines.replicas import Replica, ReplicaState
+from llmhost.gateway.errors import error_response, sse_error
+from llmhost.gateway.routes import Route
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+RETRYABLE_STATUS = frozenset({502, 503})  # engine loading, restarting or overloaded
+CLIENT_CLOSED = 499  # nginx's code for "the client went away"; used in metrics only
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What happened to one request, for metrics (and, later, the audit record)."""
+
+    started: float
+    stream: bool
+    strip_usage: bool
+    status: int = 500
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft: float | None = None
+    replica: Replica | None = None
+    tried: list[Replica] = field(default_factory=list)
+
+
+class _Retry(Exception):
+    """This replica failed before anything reached the client: try another."""
+
+
+class _UpstreamBroke(Exception):
+    """The engine's stream ended abnormally after it had started."""
+
+
+async def forward(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    route: Route,
+    path: str,
+    body: bytes,
+    ex: Exchange,
+    first_byte_timeout_s: float,
+    total_timeout_s: float,
+    retry_after_s: int,
+) -> web.StreamResponse:
+    """Send `body` to a ready replica of `route` (a second one if the first fails early)."""
+    total_deadline = ex.started + total_timeout_s
+    first_deadline = min(total_deadline, ex.started + first_byte_timeout_s)
+    for _attempt in range(2):
+        replica = route.strategy.pick(b"", route.replica_set.ready(), ex.tried)
+        if replica is None:
+            break
+        ex.tried.append(replica)
+        ex.replica = replica
+        replica.inflight += 1
+        try:
+            return await _attempt_once(
+                request, session, route, replica, path, body, ex, first_deadline, total_deadline
+            )
+        except _Retry:
+            continue
+        except TimeoutError:
+            ex.status = 504
+            which = "first byte" if ex.stream else "response"
+            return error_response(
+                "upstream_timeout", f"the engine did not send its {which} in time"
+            )
+        finally:
+            replica.inflight -= 1
+    if not ex.tried:
+        ex.status = 503
+        return error_response(
+            "no_backend",
+            f"no replica of '{route.name}' can take the request now; retry shortly",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+    ex.status = 502
+    return error_response(
+        "upstream_error", f"the engine for '{route.name}' failed on {len(ex.tried)} replica(s)"
+    )
+
+
+async def _attempt_once(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    route: Route,
+    replica: Replica,
+    path: str,
+    body: bytes,
+    ex: Exchange,
+    first_deadline: float,
+    total_deadline: float,
+) -> web.StreamResponse:
+    last_try = len(ex.tried) >= 2 or all(r in ex.tried for r in route.replica_set.ready())
+    async with asyncio.timeout(_left(first_deadline if ex.stream else total_deadline)):
+        try:
+            resp = await session.post(replica.url + path, data=body, headers=route.headers)
+        except aiohttp.ClientError as exc:
+            _failed(route, replica)
+            raise _Retry from exc
+        if resp.status in RETRYABLE_STATUS and not last_try:
+            resp.release()
+            raise _Retry
+        if not ex.stream or resp.status != 200:
+            return await _relay_whole(resp, ex)
+        events = _events(resp, ex)
+        try:
+            first = await anext(events)
+        except (_UpstreamBroke, StopAsyncIteration) as exc:
+            resp.close()
+            _failed(route, replica)
+            raise _Retry from exc
+    replica.failures = 0
+    return await _relay_stream(request, resp, events, first, ex, total_deadline)
+
+
+async def _relay_whole(resp: aiohttp.ClientResponse, ex: Exchange) -> web.Response:
+    """A non-streamed answer (or an engine error): read it all, count usage, pass it on."""
+    try:
+        data = await resp.read()
+    finally:
+        resp.release()
+    ex.status = resp.status
+    if resp.status == 200 and b'"usage"' in data:
+        _count_usage(data, ex)
+    return web.Response(status=resp.status, body=data, headers={"Content-Type": resp.content_type})
+
+
+async def _relay_stream(
+    request: web.Request,
+    resp: aiohttp.ClientResponse,
+    events: AsyncIterator[bytes],
+    first: bytes,
+    ex: Exchange,
+    total_deadline: float,
+) -> web.StreamResponse:
+    out = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    complete = False
+    try:
+        await out.prepare(request)
+        await out.write(first)
+        ex.ttft = time.perf_counter() - ex.started
+        ex.status = 200
+        try:
+            async with asyncio.timeout(_left(total_deadline)):
+                async for chunk in events:
+                    await out.write(chunk)
+            complete = True
+        except TimeoutError:
+            ex.status = 504
+            await out.write(sse_error("upstream_timeout", "the engine did not finish in time"))
+        except _UpstreamBroke:
+            ex.status = 502
+            await out.write(sse_error("upstream_error", "the engine's stream broke off"))
+        await out.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        ex.status = CLIENT_CLOSED  # the client went away: closing upstream frees the engine slot
+        resp.close()
+        raise
+    finally:
+        if complete:
+            resp.release()
+        else:
+            resp.close()
+    return out
+
+
+async def _events(resp: aiohttp.ClientResponse, ex: Exchange) -> AsyncIterator[bytes]:
+    """Complete SSE events from the engine, as soon as each batch of them arrives."""
+    buf = b""
+    try:
+        async for chunk in resp.content.iter_any():
+            buf += chunk
+            end = buf.rfind(b"\n\n")
+            if end < 0:
+                continue
+            ready, buf = buf[: end + 2], buf[end + 2 :]
+            if b'"usage"' in ready:
+                ready = _take_usage(ready, ex)
+                if not ready:
+                    continue
+            yield ready
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+        raise _UpstreamBroke from exc
+    if buf.strip():
+        yield buf
+
+
+def _take_usage(events: bytes, ex: Exchange) -> bytes:
+    """Count usage from the events that carry it; drop what the client did not ask for."""
+    kept = []
+    for event in events.split(b"\n\n"):
+        if not event:
+            continue
+        data = event[5:].strip() if event.startswith(b"data:") else b""
+        if b'"usage"' in data:
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                kept.append(event)
+                continue
+            usage = chunk.get("usage") if isinstance(chunk, dict) else None
+            if isinstance(usage, dict):
+                ex.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                ex.completion_tokens = int(usage.get("completion_tokens") or 0)
+                if ex.strip_usage:
+                    if not chunk.get("choices"):
+                        continue
+                    del chunk["usage"]
+                    event = b"data: " + orjson.dumps(chunk)
+        kept.append(event)
+    return b"\n\n".join(kept) + b"\n\n" if kept else b""
+
+
+def _count_usage(data: bytes, ex: Exchange) -> None:
+    try:
+        usage = orjson.loads(data).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return
+    if isinstance(usage, dict):
+        ex.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        ex.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+
+def _failed(route: Route, replica: Replica) -> None:
+    """A connection to the replica failed: take it out until a health check brings it back."""
+    replica.failures += 1
+    route.replica_set.set_state(replica, ReplicaState.DOWN)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.perf_counter())

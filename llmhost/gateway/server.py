@@ -1,0 +1,162 @@
+"""Running the gateway process: engines, health checks and the HTTP server, started and
+stopped in the right order.
+
+Start-up resolves weights and the engine binary, starts every managed replica, and serves
+requests as soon as the listener is up (requests that arrive before a replica is ready get 503
+with Retry-After). Shutdown on SIGINT or SIGTERM stops taking connections, lets in-flight
+requests finish for a few seconds, then stops every engine process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from llmhost.config import Config, ModelConfig
+from llmhost.engines import LaunchSpec, adapter
+from llmhost.engines.replicas import Replica, ReplicaSet
+from llmhost.engines.supervisor import LocalSupervisor
+from llmhost.gateway.app import Gateway
+from llmhost.gateway.health import HealthMonitor
+from llmhost.gateway.metrics import GatewayMetrics
+from llmhost.gateway.routes import Route
+from llmhost.paths import cache_dir
+
+log = logging.getLogger("llmhost.gateway")
+SHUTDOWN_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model ready to launch: its config and, for managed models, binary and weights."""
+
+    config: ModelConfig
+    binary: Path | None = None
+    weights: Path | None = None
+
+
+def prepare(config: Config) -> list[Prepared]:
+    """Build the engine and fetch weights for every managed model (blocking, before serving)."""
+    from llmhost.engines.build import build_llama_server
+    from llmhost.engines.weights import resolve_weights
+
+    prepared = []
+    for model in config.models:
+        if model.managed:
+            assert model.weights is not None
+            binary = build_llama_server()
+            prepared.append(Prepared(model, binary, resolve_weights(model.weights)))
+        else:
+            prepared.append(Prepared(model))
+    return prepared
+
+
+def launch_spec(model: ModelConfig, weights: Path) -> LaunchSpec:
+    """The engine launch spec for a managed model."""
+    return LaunchSpec(
+        weights=str(weights),
+        served_name=model.name,
+        context=model.context,
+        parallel=model.parallel,
+        threads=model.threads,
+        chat_template=model.chat_template,
+        extra_args=model.args,
+    )
+
+
+async def run_gateway(
+    config: Config,
+    models: list[Prepared],
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] = lambda url: None,
+    log_dir: Path | None = None,
+) -> None:
+    """Serve until `stop` is set; every engine process is stopped before this returns."""
+    metrics = GatewayMetrics()
+    log_dir = log_dir or cache_dir() / "logs"
+    routes: list[Route] = []
+    supervisors: list[tuple[LocalSupervisor, int]] = []
+    for item in models:
+        model = item.config
+        replica_set = ReplicaSet(model.name, adapter(model.engine))
+        replica_set.on_change(
+            lambda rs, r: metrics.set_backend(rs.model, r.id, _up(rs, r))
+        )  # fmt: skip
+        if item.binary is not None and item.weights is not None:
+            spec = launch_spec(model, item.weights)
+            supervisors.append(
+                (LocalSupervisor(replica_set, item.binary, spec, log_dir), model.replicas)
+            )
+        for i, url in enumerate(model.urls):
+            replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
+        routes.append(Route(model, replica_set, metrics.for_model(model.name)))
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+    session = aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+    )
+    server = config.server
+    gateway = Gateway(server, routes, metrics, session)
+    runner = web.AppRunner(
+        gateway.app(), handler_cancellation=True, access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+    )  # fmt: skip
+    monitor = HealthMonitor([r.replica_set for r in routes], session, server.health_interval_s)
+    health_task: asyncio.Task[None] | None = None
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, server.host, server.port, reuse_address=True)
+        await site.start()
+        url = f"http://{server.host}:{server.port}"
+        log.info("listening on %s", url)
+        health_task = asyncio.create_task(monitor.run(), name="health")
+        starting = asyncio.ensure_future(_start_all(supervisors))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # raises if no replica came up
+            on_ready(url)
+            await stopping
+        else:
+            starting.cancel()
+        log.info("shutting down")
+    finally:
+        if health_task is not None:
+            health_task.cancel()
+        await runner.cleanup()
+        await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
+        await session.close()
+
+
+async def _start_all(supervisors: list[tuple[LocalSupervisor, int]]) -> None:
+    await asyncio.gather(*(sup.scale(n) for sup, n in supervisors))
+
+
+def _up(replica_set: ReplicaSet, replica: Replica) -> bool | None:
+    if replica not in replica_set.replicas:
+        return None
+    return replica.state.value == "ready"
+
+
+def serve(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:
+    """Prepare engines and run the gateway in the foreground until SIGINT or SIGTERM."""
+    import uvloop
+
+    models = prepare(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_gateway(config, models, stop, on_ready)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(main())

@@ -1,0 +1,74 @@
+"""Start stand-in backends and an in-process gateway in front of them, for one test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from llmhost.config import Config, ModelConfig, ServerConfig
+from llmhost.engines.supervisor import free_port
+from llmhost.gateway.server import Prepared, run_gateway
+from tests.support.standin import StandIn
+
+
+@contextlib.asynccontextmanager
+async def standin(reset_all: bool = False) -> AsyncIterator[tuple[StandIn, str]]:
+    """A stand-in backend on a free port: (its handler object, its base URL)."""
+    backend = StandIn(reset_all=reset_all)
+    runner = web.AppRunner(backend.app(), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield backend, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    models: list[ModelConfig], wait_ready: bool = True, **server: Any
+) -> AsyncIterator[str]:
+    """The gateway serving `models` (external URLs only) on a free port; its base URL."""
+    settings = {"port": free_port(), "health_interval_s": 0.2, **server}
+    config = Config(server=ServerConfig(**settings), models=tuple(models))
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_gateway(config, [Prepared(m) for m in models], stop, lambda url: started.set())
+    )
+    await asyncio.wait(
+        [task, asyncio.ensure_future(started.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    if task.done():
+        task.result()
+    url = f"http://127.0.0.1:{settings['port']}"
+    try:
+        if wait_ready:
+            await until_ready(url)
+        yield url
+    finally:
+        stop.set()
+        await task
+
+
+async def until_ready(url: str, timeout_s: float = 10.0) -> None:
+    """Wait for the gateway's /ready to answer 200."""
+    async with aiohttp.ClientSession() as session:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with session.get(url + "/ready") as resp:
+                if resp.status == 200:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{url} not ready after {timeout_s} s")
+            await asyncio.sleep(0.05)
+
+
+def model(name: str, *urls: str, **extra: Any) -> ModelConfig:
+    """An external model served from `urls`."""
+    return ModelConfig(name=name, engine="openai", urls=urls, **extra)

@@ -1,0 +1,136 @@
+"""A stand-in OpenAI-compatible backend, for tests and benchmarks of the gateway itself.
+
+It is not an engine: it answers instantly with fixed text, so whatever time or failure is seen
+through the gateway is the gateway's. A request may steer it with an `x_standin` object:
+`delay_s` (before the headers), `status` (an error status to return), `chunks` (stream length),
+`chunk_delay_s`, `break_after` (drop the connection after that many stream chunks) and
+`reset` (drop the connection before answering). Run as a script to serve on a port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+COMPLETION = orjson.dumps(
+    {
+        "id": "cmpl-standin",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "standin",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the stand-in."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+    }
+)
+
+
+def _chunk(content: str | None, finish: str | None = None, usage: bool = False) -> bytes:
+    body: dict[str, Any] = {
+        "id": "chunk-standin",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "standin",
+        "choices": [] if usage else [
+            {"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}
+        ],
+    }  # fmt: skip
+    if usage:
+        body["usage"] = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+class StandIn:
+    """The stand-in's handlers and what it has seen (for tests)."""
+
+    def __init__(self, reset_all: bool = False) -> None:
+        self.reset_all = reset_all  # behave like a replica that accepts and then dies
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.disconnects = 0
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.generate)
+        app.router.add_post("/v1/completions", self.generate)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.models)
+        return app
+
+    async def models(self, request: web.Request) -> web.Response:
+        """A model list (also the health answer)."""
+        return web.json_response({"object": "list", "data": [{"id": "standin"}]})
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """A fixed embedding."""
+        return web.json_response(
+            {"object": "list", "data": [{"object": "embedding", "index": 0,
+                                         "embedding": [0.1, 0.2]}],
+             "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        )  # fmt: skip
+
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        """Chat or text completion, streamed or not, shaped by `x_standin`."""
+        body = orjson.loads(await request.read())
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        steer = body.get("x_standin") or {}
+        if steer.get("reset") or self.reset_all:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if steer.get("delay_s"):
+            await asyncio.sleep(steer["delay_s"])
+        if steer.get("status"):
+            return web.json_response(
+                {"error": {"message": "stand-in error", "type": "x", "code": None}},
+                status=steer["status"],
+            )
+        if not body.get("stream"):
+            return web.Response(body=COMPLETION, content_type="application/json")
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        try:
+            for i in range(int(steer.get("chunks", 3))):
+                if steer.get("break_after") == i:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return out
+                await out.write(_chunk(f"w{i} "))
+                if steer.get("chunk_delay_s"):
+                    await asyncio.sleep(steer["chunk_delay_s"])
+            await out.write(_chunk(None, "stop"))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await out.write(_chunk(None, usage=True))
+            await out.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        return out
+
+
+def main() -> None:
+    """Serve the stand-in on --port (uvloop) until killed."""
+    import uvloop
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvloop.install()
+    web.run_app(StandIn().app(), host="127.0.0.1", port=args.port, access_log=None,
+                print=None, handler_cancellation=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
