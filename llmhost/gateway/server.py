@@ -100,7 +100,11 @@ async def run_gateway(
         routes.append(Route(model, replica_set, metrics.for_model(model.name)))
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     session = aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's engine cookies to another
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
     )
     server = config.server
     gateway = Gateway(server, routes, metrics, session)

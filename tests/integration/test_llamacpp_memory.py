@@ -7,7 +7,6 @@ compute buffer 10%, total 3%.
 """
 
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from llmhost.engines.base import LaunchSpec
 from llmhost.engines.build import build_llama_server
-from llmhost.engines.llamacpp import EngineMemory, parse_memory_report
+from llmhost.engines.llamacpp import EngineMemory, LlamaCppAdapter, parse_memory_report
+from llmhost.engines.supervisor import free_port
 from llmhost.engines.weights import embedded_gguf
 from llmhost.plan import memory
 from llmhost.plan.catalog import load_catalog
@@ -26,21 +27,13 @@ pytestmark = pytest.mark.integration
 CONTEXT, PARALLEL = 2048, 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def engine_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = build_llama_server()
     log_path: Path = tmp_path_factory.mktemp("engine") / "llama-server.log"
-    args = [
-        str(binary), "-m", str(embedded_gguf()), "--host", "127.0.0.1",
-        "--port", str(_free_port()), "-c", str(CONTEXT * PARALLEL),
-        "--parallel", str(PARALLEL), "-t", "2", "-lv", "4",
-    ]  # fmt: skip
+    spec = LaunchSpec(weights=str(embedded_gguf()), served_name="gemma", context=CONTEXT,
+                      parallel=PARALLEL, port=free_port(), threads=2)  # fmt: skip
+    args = [str(binary), *LlamaCppAdapter().launch_args(spec), "-lv", "4"]  # as the supervisor
     with log_path.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

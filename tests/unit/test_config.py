@@ -1,0 +1,74 @@
+"""llmhost.yaml and environment overrides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from llmhost.config import load_config
+from llmhost.errors import UsageError
+
+
+def test_no_file_serves_the_embedded_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(environ={})
+    assert [m.name for m in config.models] == ["gemma-3-270m"]
+    model = config.models[0]
+    assert model.weights == "embedded" and model.chat_template == "gemma" and model.managed
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8000)
+    assert config.server.max_body_bytes == 1024 * 1024
+
+
+def test_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "llmhost.yaml"
+    path.write_text(
+        "server: {port: 9000}\n"
+        "models:\n"
+        "  - {name: big, engine: vllm, urls: ['http://10.0.0.5:8000'], aliases: [quality]}\n"
+    )
+    config = load_config(path, environ={"LLMHOST_PORT": "9100", "LLMHOST_TOTAL_TIMEOUT_S": "30"})
+    assert config.server.port == 9100 and config.server.total_timeout_s == 30
+    assert config.models[0].aliases == ("quality",) and not config.models[0].managed
+
+
+def test_config_from_env_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("models: [{name: x, weights: /m.gguf}]\n")
+    assert load_config(environ={"LLMHOST_CONFIG": str(path)}).models[0].name == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: [{name: a, engine: vllm, weights: x}]", "engine 'vllm' runs outside llmhost"),
+        ("models: [{name: a, weights: x, urls: ['http://h']}]", "not both"),
+        ("models: [{name: a}]", "give 'weights'"),
+        ("models: [{name: a, urls: ['ftp://h']}]", "must start with http"),
+        ("models: [{name: a, weights: x}, {name: b, weights: y, aliases: [a]}]", "used twice"),
+        ("models: [{name: a, weights: x, replicas: -1}]", "models.0.replicas"),
+        ("models: [{name: a, weights: x, engine: magic}]", "models.0.engine"),
+        ("models: [{name: a, weights: x, colour: red}]", "models.0.colour"),
+        ("server: {port: 99999}\nmodels: [{name: a, weights: x}]", "server.port"),
+        ("models: [", "not valid YAML"),
+        ("- just a list", "expected a mapping"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "llmhost.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        load_config(path, environ={})
+
+
+def test_bad_environment_value(tmp_path: Path) -> None:
+    path = tmp_path / "llmhost.yaml"
+    path.write_text("models: [{name: a, weights: x}]")
+    with pytest.raises(UsageError, match=r"server\.port"):
+        load_config(path, environ={"LLMHOST_PORT": "eighty"})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml", environ={})
