@@ -5,7 +5,9 @@ The backend is a stand-in (tests/support/standin.py) that answers instantly, so 
 millisecond is the gateway's. For each offered rate (open loop: requests are sent on schedule
 whether or not earlier ones have finished) and each target, it measures latency percentiles and
 errors; a rate is "sustained" when nothing fails, at least 95% of the offered rate completes and
-p99 stays under 1 s. Streaming: time to first chunk at a low rate. LiteLLM is installed by this
+p99 stays under 1 s. Streaming: time to first chunk at a low rate. A bare aiohttp pass-through
+(benchmarks/passthrough_floor.py, "floor") runs beside them: what any gateway on this HTTP stack
+costs before doing any work of its own. LiteLLM is installed by this
 script into its own virtualenv under ~/.cache/llmhost/bench (pass --no-litellm to skip).
 
 Last line: one JSON object with llmhost_added_p50_ms, llmhost_added_p99_ms, litellm_added_p50_ms,
@@ -171,12 +173,13 @@ async def first_chunk_ms(url: str, count: int, rate: float) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per rate and target")
-    parser.add_argument("--rates", default="100,300,1000,2000,3000,4000,6000")
+    parser.add_argument("--rates", default="100,300,600,1000,1500,2000,2500,3000,4000")
     parser.add_argument("--no-litellm", action="store_true")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     work = Path(tempfile.mkdtemp(prefix="llmhost-bench-"))
     backend_port, gateway_port, litellm_port = free_port(), free_port(), free_port()
+    floor_port = free_port()
     backend = f"http://127.0.0.1:{backend_port}"
     (work / "llmhost.yaml").write_text(yaml.safe_dump({
         "server": {"port": gateway_port},
@@ -197,6 +200,11 @@ def main() -> None:
             [sys.executable, "-m", "llmhost", "up", "--config", str(work / "llmhost.yaml")],
             work / "llmhost.log"))  # fmt: skip
         wait_http(targets["llmhost"] + "/ready", proc=gw)
+        floor = stack.enter_context(process(
+            [sys.executable, str(ROOT / "benchmarks/passthrough_floor.py"), str(floor_port),
+             backend], work / "floor.log"))  # fmt: skip
+        targets["floor"] = f"http://127.0.0.1:{floor_port}"
+        wait_http(targets["floor"] + "/health", proc=floor)
         if not args.no_litellm:
             lite = stack.enter_context(process(
                 [str(litellm_binary()), "--config", str(work / "litellm.yaml"),
@@ -210,8 +218,8 @@ def main() -> None:
 
 async def measure(targets: dict[str, str], rates: list[float], seconds: float) -> dict[str, object]:
     results: dict[str, list[Run]] = {t: [] for t in targets}
-    for name, base in targets.items():  # warm up connections and caches
-        await open_loop(base + "/v1/chat/completions", BODY, 50, 1, name)
+    for name, base in targets.items():  # warm up connections, caches and lazy start-up work
+        await open_loop(base + "/v1/chat/completions", BODY, 50, 4, name)
     live = set(targets)
     for rate in rates:  # targets interleaved at each rate, so drift hits all alike
         for name in [t for t in targets if t in live]:
@@ -224,11 +232,13 @@ async def measure(targets: dict[str, str], rates: list[float], seconds: float) -
                 file=sys.stderr,
                 flush=True,
             )
-            if not run.sustained and name != "direct":
-                live.discard(name)
-    ttfc = {}
+            if not run.sustained and name != "direct" and rate >= 300:
+                live.discard(name)  # every target is measured at 300 req/s, the reference rate
+    ttfc: dict[str, list[float]] = {}
     for _ in range(2):  # interleaved rounds
         for name, base in targets.items():
+            if name == "floor":
+                continue
             ttfc.setdefault(name, []).extend(
                 await first_chunk_ms(base + "/v1/chat/completions", 50, 50)
             )
@@ -270,6 +280,8 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
         "llmhost_max_rps": max_rps("llmhost"),
         "litellm_max_rps": max_rps("litellm") if "litellm" in targets else None,
         "direct_max_rps": max_rps("direct"),
+        "floor_added_p50_ms": added("floor", 50),
+        "floor_max_rps": max_rps("floor"),
     }  # fmt: skip
     print(json.dumps(summary))
 

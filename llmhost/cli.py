@@ -137,7 +137,7 @@ def up(
     import logging
 
     from llmhost.config import embedded_model, load_config
-    from llmhost.gateway.server import serve
+    from llmhost.gateway.server import banner, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -161,38 +161,9 @@ def up(
                     update={"name": name, "aliases": ("default",), "weights": model}
                 )
             settings = settings.model_copy(update={"models": (base,)})
-        serve(settings, on_ready=lambda url: _print_banner(url, settings))
+        serve(settings, on_ready=lambda url: typer.echo(banner(url, settings)))
     except LlmhostError as exc:
         raise fail(exc) from None
-
-
-def _print_banner(url: str, settings: object) -> None:
-    from llmhost.config import Config
-
-    assert isinstance(settings, Config)
-    name = settings.models[0].name
-    open_note = (
-        ""
-        if settings.server.host in ("127.0.0.1", "localhost", "::1")
-        else (
-            "\nWARNING: listening beyond loopback with no API keys: keep it on a private network."
-        )
-    )
-    typer.echo(
-        f"""
-llmhost is serving {", ".join(m.name for m in settings.models)} on {url}  (Ctrl-C stops everything)
-
-  curl {url}/v1/chat/completions -H 'Content-Type: application/json' \\
-    -d '{{"model": "{name}", "messages": [{{"role": "user", "content": "Say hello"}}]}}'
-
-  python -c 'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", api_key="none"); \\
-print(c.chat.completions.create(model="{name}", \\
-messages=[{{"role": "user", "content": "Say hello"}}]).choices[0].message.content)'
-
-  metrics: {url}/metrics   readiness: {url}/ready{open_note}
-""",
-        err=False,
-    )
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
-import aiohttp
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,6 +20,7 @@ from llmhost.gateway.errors import error_response
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.proxy import CLIENT_CLOSED, Exchange, forward
 from llmhost.gateway.routes import Route
+from llmhost.gateway.upstream import UpstreamPool
 
 GENERATE_PATHS = {
     "/v1/chat/completions": "messages",
@@ -56,7 +56,7 @@ class Gateway:
         server: ServerConfig,
         routes: Sequence[Route],
         metrics: GatewayMetrics,
-        session: aiohttp.ClientSession,
+        pool: UpstreamPool,
     ) -> None:
         self.server = server
         self.routes = list(routes)
@@ -65,7 +65,7 @@ class Gateway:
             for name in (route.name, *route.config.aliases):
                 self.by_name[name] = route
         self.gateway_metrics = metrics
-        self.session = session
+        self.pool = pool
         self.created = int(time.time())
 
     def app(self) -> web.Application:
@@ -143,7 +143,7 @@ class Gateway:
         metrics.inflight.inc()
         try:
             return await forward(
-                request, self.session, route, path, body, ex,
+                request, self.pool, route, path, body, ex,
                 self.server.first_byte_timeout_s, self.server.total_timeout_s,
                 self.server.retry_after_s,
             )  # fmt: skip

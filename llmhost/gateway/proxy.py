@@ -9,17 +9,18 @@ counters and not passed on, so the client sees exactly the stream it asked for.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from llmhost.engines.replicas import Replica, ReplicaState
 from llmhost.gateway.errors import error_response, sse_error
 from llmhost.gateway.routes import Route
+from llmhost.gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -27,6 +28,7 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 RETRYABLE_STATUS = frozenset({502, 503})  # engine loading, restarting or overloaded
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"; used in metrics only
 
 
@@ -55,7 +57,7 @@ class _UpstreamBroke(Exception):
 
 async def forward(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     route: Route,
     path: str,
     body: bytes,
@@ -76,7 +78,7 @@ async def forward(
         replica.inflight += 1
         try:
             return await _attempt_once(
-                request, session, route, replica, path, body, ex, first_deadline, total_deadline
+                request, pool, route, replica, path, body, ex, first_deadline, total_deadline
             )
         except _Retry:
             continue
@@ -103,7 +105,7 @@ async def forward(
 
 async def _attempt_once(
     request: web.Request,
-    session: aiohttp.ClientSession,
+    pool: UpstreamPool,
     route: Route,
     replica: Replica,
     path: str,
@@ -115,12 +117,12 @@ async def _attempt_once(
     last_try = len(ex.tried) >= 2 or all(r in ex.tried for r in route.replica_set.ready())
     async with asyncio.timeout(_left(first_deadline if ex.stream else total_deadline)):
         try:
-            resp = await session.post(replica.url + path, data=body, headers=route.headers)
-        except aiohttp.ClientError as exc:
+            resp = await pool.post(replica.url, path, body, route.headers)
+        except UpstreamError as exc:
             _failed(route, replica)
             raise _Retry from exc
         if resp.status in RETRYABLE_STATUS and not last_try:
-            resp.release()
+            resp.close()
             raise _Retry
         if not ex.stream or resp.status != 200:
             return await _relay_whole(resp, ex)
@@ -135,10 +137,12 @@ async def _attempt_once(
     return await _relay_stream(request, resp, events, first, ex, total_deadline)
 
 
-async def _relay_whole(resp: aiohttp.ClientResponse, ex: Exchange) -> web.Response:
+async def _relay_whole(resp: UpstreamResponse, ex: Exchange) -> web.Response:
     """A non-streamed answer (or an engine error): read it all, count usage, pass it on."""
     try:
         data = await resp.read()
+    except UpstreamError as exc:
+        raise _Retry from exc
     finally:
         resp.release()
     ex.status = resp.status
@@ -149,7 +153,7 @@ async def _relay_whole(resp: aiohttp.ClientResponse, ex: Exchange) -> web.Respon
 
 async def _relay_stream(
     request: web.Request,
-    resp: aiohttp.ClientResponse,
+    resp: UpstreamResponse,
     events: AsyncIterator[bytes],
     first: bytes,
     ex: Exchange,
@@ -186,31 +190,37 @@ async def _relay_stream(
     return out
 
 
-async def _events(resp: aiohttp.ClientResponse, ex: Exchange) -> AsyncIterator[bytes]:
+async def _events(resp: UpstreamResponse, ex: Exchange) -> AsyncIterator[bytes]:
     """Complete SSE events from the engine, as soon as each batch of them arrives."""
     buf = b""
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.iter_chunks():
             buf += chunk
-            end = buf.rfind(b"\n\n")
-            if end < 0:
+            end = _events_end(buf)
+            if not end:
                 continue
-            ready, buf = buf[: end + 2], buf[end + 2 :]
+            ready, buf = buf[:end], buf[end:]
             if b'"usage"' in ready:
                 ready = _take_usage(ready, ex)
                 if not ready:
                     continue
             yield ready
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+    except UpstreamError as exc:
         raise _UpstreamBroke from exc
     if buf.strip():
         yield buf
 
 
+def _events_end(buf: bytes) -> int:
+    """Length of the complete SSE events at the start of `buf` (LF or CRLF line ends); 0 if none."""
+    lf, crlf = buf.rfind(b"\n\n"), buf.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
 def _take_usage(events: bytes, ex: Exchange) -> bytes:
     """Count usage from the events that carry it; drop what the client did not ask for."""
     kept = []
-    for event in events.split(b"\n\n"):
+    for event in _EVENT_END.split(events):
         if not event:
             continue
         data = event[5:].strip() if event.startswith(b"data:") else b""

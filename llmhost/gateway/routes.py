@@ -21,8 +21,8 @@ class Route:
         self.replica_set = replica_set
         self.metrics = metrics
         self.strategy: RoutingStrategy = RoundRobin()
-        self.headers = {"Content-Type": "application/json"}
+        self.headers = b""  # extra header lines for the engine, each ending in CRLF
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
             if key:  # engine credentials come from config, never from the client
-                self.headers["Authorization"] = f"Bearer {key}"
+                self.headers = f"Authorization: Bearer {key}\r\n".encode()

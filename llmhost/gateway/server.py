@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
+from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
 log = logging.getLogger("llmhost.gateway")
@@ -60,13 +62,14 @@ def prepare(config: Config) -> list[Prepared]:
 
 
 def launch_spec(model: ModelConfig, weights: Path) -> LaunchSpec:
-    """The engine launch spec for a managed model."""
+    """The engine launch spec for a managed model; unless set, replicas share the cores evenly."""
+    threads = model.threads or max(1, (os.cpu_count() or 1) // max(1, model.replicas))
     return LaunchSpec(
         weights=str(weights),
         served_name=model.name,
         context=model.context,
         parallel=model.parallel,
-        threads=model.threads,
+        threads=threads,
         chat_template=model.chat_template,
         extra_args=model.args,
     )
@@ -98,16 +101,10 @@ async def run_gateway(
         for i, url in enumerate(model.urls):
             replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
         routes.append(Route(model, replica_set, metrics.for_model(model.name)))
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's engine cookies to another
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-    )
+    pool = UpstreamPool()  # the request path's client
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
     server = config.server
-    gateway = Gateway(server, routes, metrics, session)
+    gateway = Gateway(server, routes, metrics, pool)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE_S,
@@ -137,6 +134,7 @@ async def run_gateway(
         await runner.cleanup()
         await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
         await session.close()
+        pool.close()
 
 
 async def _start_all(supervisors: list[tuple[LocalSupervisor, int]]) -> None:
@@ -147,6 +145,34 @@ def _up(replica_set: ReplicaSet, replica: Replica) -> bool | None:
     if replica not in replica_set.replicas:
         return None
     return replica.state.value == "ready"
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def banner(url: str, config: Config) -> str:
+    """What `llmhost up` prints once it serves: the URL and examples to copy."""
+    name = config.models[0].name
+    hello = '[{"role": "user", "content": "Say hello"}]'
+    lines = [
+        "",
+        f"llmhost is serving {', '.join(m.name for m in config.models)} on {url}"
+        "  (Ctrl-C stops everything)",
+        "",
+        f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' \\",
+        f'    -d \'{{"model": "{name}", "max_tokens": 64, "messages": {hello}}}\'',
+        "",
+        f'  python -c \'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", '
+        'api_key="unused"); \\',
+        f'print(c.chat.completions.create(model="{name}", max_tokens=64, \\',
+        f"messages={hello}).choices[0].message.content)'",
+        "",
+        f"  metrics: {url}/metrics   readiness: {url}/ready",
+    ]
+    if config.server.host not in LOOPBACK:
+        lines.append("  WARNING: listening beyond loopback with no API keys: keep it on a "
+                     "private network.")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def serve(config: Config, on_ready: Callable[[str], None] = lambda url: None) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.harness import gateway, model, standin
@@ -20,7 +21,7 @@ Scenario = Callable[[], Awaitable[None]]
 
 
 def run(scenario: Scenario) -> None:
-    asyncio.run(scenario())
+    uvloop.run(scenario())  # the loop `llmhost up` runs on
 
 
 def client(url: str, **kw: Any) -> openai.AsyncOpenAI:
@@ -100,6 +101,26 @@ def test_stream_with_usage_passes_it_through_unbuffered() -> None:
                 text = (await r.read()).decode()
             assert '"usage":{"prompt_tokens":12' in text
             assert text.rstrip().endswith("data: [DONE]")
+
+    run(scenario)
+
+
+def test_crlf_streams_pass_event_by_event_and_count_usage() -> None:
+    async def scenario() -> None:
+        async with standin() as (_, burl), gateway([model("m", burl)]) as url:
+            body = (b'{"model":"m","messages":[{}],"stream":true,'
+                    b'"x_standin":{"crlf":true,"chunks":4,"chunk_delay_s":0.3}}')  # fmt: skip
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(url + "/v1/chat/completions", data=body) as r,
+            ):
+                first = await asyncio.wait_for(r.content.readuntil(b"\r\n\r\n"), 0.25)
+                assert b"w0" in first  # relayed before the rest exist: not buffered
+                rest = (await r.read()).decode()
+            assert '"usage"' not in rest and rest.rstrip().endswith("data: [DONE]")
+            _, _, page = await get(url + "/metrics")
+            tokens = ("llmhost_tokens_total", (("kind", "completion"), ("model", "m")))
+            assert samples(page.decode())[tokens] == 6
 
     run(scenario)
 

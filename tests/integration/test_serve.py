@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -180,3 +183,16 @@ def test_stopping_the_gateway_leaves_no_engine_behind(
     assert len(engines) == 1
     left = stop_gateway(served, sig)  # SIGKILL: the engines' parent-death signal stops them
     assert left == [] and wait_gone(engines) == []
+
+
+def test_the_printed_examples_work(served: Served) -> None:
+    banner = served.log_text().split("llmhost is serving", 1)[1]
+    curl = banner[banner.index("  curl ") : banner.index("\n\n", banner.index("  curl "))]
+    out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and '"content"' in out.stdout, out.stderr
+    python = banner[
+        banner.index("  python -c ") : banner.index("\n\n", banner.index("  python -c "))
+    ]
+    python = python.replace("python", shlex.quote(sys.executable), 1)
+    out = subprocess.run(["bash", "-c", python], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip(), out.stderr

@@ -3,8 +3,9 @@
 It is not an engine: it answers instantly with fixed text, so whatever time or failure is seen
 through the gateway is the gateway's. A request may steer it with an `x_standin` object:
 `delay_s` (before the headers), `status` (an error status to return), `chunks` (stream length),
-`chunk_delay_s`, `break_after` (drop the connection after that many stream chunks) and
-`reset` (drop the connection before answering). Run as a script to serve on a port.
+`chunk_delay_s`, `break_after` (drop the connection after that many stream chunks), `reset`
+(drop the connection before answering) and `crlf` (end SSE lines with CRLF). Run as a script
+to serve on a port.
 """
 
 from __future__ import annotations
@@ -101,6 +102,13 @@ class StandIn:
             return web.Response(body=COMPLETION, content_type="application/json")
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
+        if steer.get("crlf"):
+            raw_write = out.write
+
+            async def write(data: bytes) -> None:
+                await raw_write(data.replace(b"\n", b"\r\n"))
+
+            out.write = write  # type: ignore[method-assign]
         try:
             for i in range(int(steer.get("chunks", 3))):
                 if steer.get("break_after") == i:

@@ -72,3 +72,9 @@ def test_bad_environment_value(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "llmhost.yaml"
+    config = load_config(example, environ={})
+    assert config.models[0].replicas == 2 and config.models[0].weights == "embedded"
