@@ -66,6 +66,30 @@ class EngineAdapter(Protocol):
         ...
 
 
+class AdapterBase:
+    """What most adapters share: no environment, load read from named metrics.
+
+    Subclasses name their metrics; an engine without them leaves `running_metric` None and the
+    gateway falls back to its own in-flight count.
+    """
+
+    running_metric: str | None = None
+    waiting_metric: str = ""
+    kv_metrics: tuple[tuple[str, float], ...] = ()  # KV-usage metric names, scale to 0-1
+
+    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """Environment variables the engine needs besides its flags (none by default)."""
+        return {}
+
+    def read_load(self, metrics_text: str) -> Load | None:
+        """The engine's load from its metrics page, or None if it does not report one."""
+        if self.running_metric is None:
+            return None
+        return load_from_metrics(
+            metrics_text, self.running_metric, self.waiting_metric, dict(self.kv_metrics)
+        )
+
+
 def sample_values(metrics_text: str, names: Iterable[str]) -> dict[str, float]:
     """Sum the samples of each named metric in a Prometheus text page (labels summed over)."""
     wanted = set(names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from llmhost.engines.base import LaunchSpec, Load, load_from_metrics
+from llmhost.engines.base import AdapterBase, LaunchSpec
 from llmhost.plan.catalog import MIB
 
 
@@ -28,14 +28,20 @@ def chat_template_args(template: str) -> list[str]:
     return ["--no-jinja", "--chat-template", template]
 
 
-class LlamaCppAdapter:
-    """llama.cpp's llama-server: OpenAI endpoints, `/health` (503 while loading), `/metrics`."""
+class LlamaCppAdapter(AdapterBase):
+    """llama.cpp's llama-server: OpenAI endpoints, `/health` (503 while loading), `/metrics`.
+
+    Load: slots busy (`requests_processing`) and queued (`requests_deferred`).
+    """
 
     kind = "llamacpp"
     health_path = "/health"
     ready_path = "/health"
     metrics_path: str | None = "/metrics"
     supports_embeddings = True  # when started with --embeddings
+    running_metric = "llamacpp:requests_processing"
+    waiting_metric = "llamacpp:requests_deferred"
+    kv_metrics = (("llamacpp:kv_cache_usage_ratio", 1.0),)
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """llama-server flags: the context is split evenly over `parallel` slots."""
@@ -52,19 +58,6 @@ class LlamaCppAdapter:
         if spec.kv_cache_dtype:
             args += ["--cache-type-k", spec.kv_cache_dtype, "--cache-type-v", spec.kv_cache_dtype]
         return [*args, *spec.extra_args]
-
-    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
-        """No environment needed: everything is a flag."""
-        return {}
-
-    def read_load(self, metrics_text: str) -> Load | None:
-        """Slots busy (`requests_processing`) and queued (`requests_deferred`)."""
-        return load_from_metrics(
-            metrics_text,
-            running="llamacpp:requests_processing",
-            waiting="llamacpp:requests_deferred",
-            kv={"llamacpp:kv_cache_usage_ratio": 1.0},
-        )
 
 
 _BUFFER = re.compile(r"(?P<where>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s+"

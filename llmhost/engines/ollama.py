@@ -7,10 +7,10 @@ and the model must be pulled (`ollama pull`) before it is served.
 
 from __future__ import annotations
 
-from llmhost.engines.base import LaunchSpec, Load
+from llmhost.engines.base import AdapterBase, LaunchSpec
 
 
-class OllamaAdapter:
+class OllamaAdapter(AdapterBase):
     """`ollama serve`: `/` answers once the server is up; `/api/version` when it can serve."""
 
     kind = "ollama"
@@ -30,7 +30,3 @@ class OllamaAdapter:
             "OLLAMA_CONTEXT_LENGTH": str(spec.context),
             "OLLAMA_NUM_PARALLEL": str(spec.parallel),
         }
-
-    def read_load(self, metrics_text: str) -> Load | None:
-        """Ollama exports no load metrics."""
-        return None

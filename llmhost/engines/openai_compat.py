@@ -5,11 +5,11 @@ Named `openai_compat` so it never shadows the `openai` client package.
 
 from __future__ import annotations
 
-from llmhost.engines.base import LaunchSpec, Load
+from llmhost.engines.base import AdapterBase, LaunchSpec
 from llmhost.errors import UsageError
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(AdapterBase):
     """An external server: readiness is `/v1/models` answering; no load metrics."""
 
     kind = "openai"
@@ -22,11 +22,3 @@ class OpenAICompatAdapter:
         """Not launchable: an `openai` engine is always given by URL."""
         raise UsageError(f"model '{spec.served_name}': engine 'openai' needs 'urls'; llmhost "
                          "cannot launch it")  # fmt: skip
-
-    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
-        """Not launchable."""
-        return {}
-
-    def read_load(self, metrics_text: str) -> Load | None:
-        """No metrics page."""
-        return None

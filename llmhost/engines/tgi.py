@@ -7,17 +7,20 @@ not export KV-cache usage.
 
 from __future__ import annotations
 
-from llmhost.engines.base import LaunchSpec, Load, load_from_metrics
+from llmhost.engines.base import AdapterBase, LaunchSpec
 
 
-class TgiAdapter:
-    """TGI's launcher: `/health` is 200 once the shards are up."""
+class TgiAdapter(AdapterBase):
+    """TGI's launcher: `/health` is 200 once the shards are up; batch size is the running load,
+    queue size the waiting."""
 
     kind = "tgi"
     health_path = "/health"
     ready_path = "/health"
     metrics_path: str | None = "/metrics"
     supports_embeddings = False  # TGI serves generation; embeddings are TEI's job
+    running_metric = "tgi_batch_current_size"
+    waiting_metric = "tgi_queue_size"
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """`text-generation-launcher` arguments."""
@@ -32,13 +35,3 @@ class TgiAdapter:
         if spec.dtype:
             args += ["--dtype", spec.dtype]
         return [*args, *spec.extra_args]
-
-    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
-        """Nothing beyond flags (HF_TOKEN comes from a secret)."""
-        return {}
-
-    def read_load(self, metrics_text: str) -> Load | None:
-        """Batch size as running, queue size as waiting."""
-        return load_from_metrics(
-            metrics_text, running="tgi_batch_current_size", waiting="tgi_queue_size"
-        )

@@ -7,17 +7,21 @@ for metric names (`vllm:kv_cache_usage_perc` in V1, `vllm:gpu_cache_usage_perc` 
 
 from __future__ import annotations
 
-from llmhost.engines.base import LaunchSpec, Load, load_from_metrics
+from llmhost.engines.base import AdapterBase, LaunchSpec
 
 
-class VllmAdapter:
-    """vLLM: `/health` answers 200 once the model is loaded; load from `/metrics`."""
+class VllmAdapter(AdapterBase):
+    """vLLM: `/health` answers 200 once the model is loaded; load from `/metrics` (running and
+    waiting requests, KV-cache usage already 0-1). HF_TOKEN comes from a secret, not from here."""
 
     kind = "vllm"
     health_path = "/health"
     ready_path = "/health"
     metrics_path: str | None = "/metrics"
     supports_embeddings = True  # for embedding models (--task embed)
+    running_metric = "vllm:num_requests_running"
+    waiting_metric = "vllm:num_requests_waiting"
+    kv_metrics = (("vllm:kv_cache_usage_perc", 1.0), ("vllm:gpu_cache_usage_perc", 1.0))
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """`vllm serve` arguments; prefix caching on, since the gateway routes by prefix."""
@@ -37,16 +41,3 @@ class VllmAdapter:
             if value is not None:
                 args += [flag, str(value)]
         return [*args, *spec.extra_args]
-
-    def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
-        """vLLM reads the Hugging Face token from HF_TOKEN; the caller supplies it as a secret."""
-        return {}
-
-    def read_load(self, metrics_text: str) -> Load | None:
-        """Running and waiting requests, and KV-cache usage (already 0-1)."""
-        return load_from_metrics(
-            metrics_text,
-            running="vllm:num_requests_running",
-            waiting="vllm:num_requests_waiting",
-            kv={"vllm:kv_cache_usage_perc": 1.0, "vllm:gpu_cache_usage_perc": 1.0},
-        )

@@ -46,6 +46,12 @@ async def post(url: str, data: bytes, **headers: str) -> tuple[int, dict[str, st
         return r.status, dict(r.headers), await r.json(content_type=None)
 
 
+async def post_stream(url: str, body: bytes) -> tuple[int, dict[str, str], str]:
+    """POST a chat request and read the whole (streamed) answer as text."""
+    async with aiohttp.ClientSession() as s, s.post(url + "/v1/chat/completions", data=body) as r:
+        return r.status, dict(r.headers), (await r.read()).decode()
+
+
 def test_chat_and_completion_count_usage_in_metrics() -> None:
     async def scenario() -> None:
         async with standin() as (_, backend), gateway([model("m", backend)]) as url:
@@ -92,13 +98,9 @@ def test_stream_with_usage_passes_it_through_unbuffered() -> None:
         async with standin() as (_, burl), gateway([model("m", burl)]) as url:
             body = (b'{"model":"m","stream":true,"stream_options":{"include_usage":true},'
                     b'"messages":[{"role":"user","content":"hi"}]}')  # fmt: skip
-            async with (
-                aiohttp.ClientSession() as s,
-                s.post(url + "/v1/chat/completions", data=body) as r,
-            ):
-                assert r.headers["X-Accel-Buffering"] == "no"
-                assert r.headers["Content-Type"].startswith("text/event-stream")
-                text = (await r.read()).decode()
+            _, headers, text = await post_stream(url, body)
+            assert headers["X-Accel-Buffering"] == "no"
+            assert headers["Content-Type"].startswith("text/event-stream")
             assert '"usage":{"prompt_tokens":12' in text
             assert text.rstrip().endswith("data: [DONE]")
 
@@ -215,11 +217,7 @@ def test_first_byte_and_total_timeouts_are_504() -> None:
             # A stream that started in time but runs past the total limit ends with an error event.
             long = (b'{"model":"m","messages":[{}],"stream":true,'
                     b'"x_standin":{"chunks":20,"chunk_delay_s":0.1}}')  # fmt: skip
-            async with (
-                aiohttp.ClientSession() as s,
-                s.post(url + "/v1/chat/completions", data=long) as r,
-            ):
-                text = (await r.read()).decode()
+            _, _, text = await post_stream(url, long)
             assert '"code":"upstream_timeout"' in text
             assert "[DONE]" not in text
 
@@ -265,12 +263,8 @@ def test_stream_broken_mid_way_ends_with_an_error_event() -> None:
         async with standin() as (_, burl), gateway([model("m", burl)]) as url:
             body = (b'{"model":"m","messages":[{}],"stream":true,'
                     b'"x_standin":{"chunks":5,"break_after":2}}')  # fmt: skip
-            async with (
-                aiohttp.ClientSession() as s,
-                s.post(url + "/v1/chat/completions", data=body) as r,
-            ):
-                assert r.status == 200
-                text = (await r.read()).decode()
+            status, _, text = await post_stream(url, body)
+            assert status == 200
             assert "w1" in text and '"code":"upstream_error"' in text
             assert "[DONE]" not in text
 
