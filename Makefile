@@ -25,7 +25,7 @@ up: engine
 	@echo "== Plan: the embedded model (Gemma 3 270M Q4_K_M) on this CPU with llama.cpp"
 	$(BIN)/llmhost plan "$$($(BIN)/python -m llmhost.engines.weights)" --gpu cpu --context 4096
 	@echo "== Serve: llmhost gateway -> llama-server replicas (Ctrl-C stops everything)"
-	$(BIN)/llmhost up
+	$(BIN)/llmhost up --open
 
 ## plan-demo: the cluster scenario, Llama 3.1 70B at 50M tokens/day with TTFT under 2 s
 plan-demo: $(DEPS)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from llmhost.errors import UsageError
 
 DEFAULT_PATH = Path("llmhost.yaml")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EMBEDDED = "embedded"
 
 
@@ -34,6 +35,21 @@ class ServerConfig(_Strict):
     total_timeout_s: float = Field(600.0, gt=0)
     retry_after_s: int = Field(2, ge=1)
     health_interval_s: float = Field(2.0, gt=0)
+    body_read_timeout_s: float = Field(30.0, gt=0)  # a client must send its body within this
+    # Tenancy: every request needs an API key unless auth is "open" (loopback only).
+    auth: Literal["keys", "open"] = "keys"
+    store_url: str | None = None  # sqlite:///PATH (default: llmhost's data folder) or postgresql://
+    redis_url: str | None = None  # shared limit counters for several gateways; None: in-process
+    admin_key_env: str = "LLMHOST_ADMIN_KEY"  # env var holding the /admin/ API's key
+    default_max_tokens: int = Field(1024, ge=1)  # reserved when a request sets no max_tokens
+    audit_jsonl: str | None = None  # also write audit records as JSON lines: "-" or a path
+    audit_retention_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _open_only_on_loopback(self) -> ServerConfig:
+        if self.auth == "open" and self.host not in LOOPBACK:
+            raise ValueError(f"auth 'open' is allowed only on loopback, not on host {self.host}")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -135,6 +151,15 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise UsageError(f"{path or 'configuration'}: {_describe(exc)}") from None
+
+
+def with_server(config: Config, **overrides: object) -> Config:
+    """`config` with some server fields replaced (from command-line flags), re-validated."""
+    try:
+        server = ServerConfig.model_validate({**config.server.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise UsageError(_describe(exc)) from None
+    return config.model_copy(update={"server": server})
 
 
 def _describe(exc: ValidationError) -> str:

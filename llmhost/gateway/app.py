@@ -10,16 +10,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from math import ceil
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from llmhost.config import ServerConfig
+from llmhost.gateway.audit import prompt_sha256
+from llmhost.gateway.auth import AuthError
 from llmhost.gateway.errors import error_response
+from llmhost.gateway.limits import Limits
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.proxy import CLIENT_CLOSED, Exchange, forward
 from llmhost.gateway.routes import Route
+from llmhost.gateway.store import AuditRecord, KeyRecord
+from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamPool
 
 GENERATE_PATHS = {
@@ -28,6 +34,18 @@ GENERATE_PATHS = {
     "/v1/embeddings": "input",
 }
 POSITIVE_INTS = ("max_tokens", "max_completion_tokens", "n")
+
+
+def _allowed(key: KeyRecord, route: Route) -> bool:
+    return key.models is None or route.name in key.models
+
+
+def _max_tokens(payload: Mapping[str, object], default: int) -> int:
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = payload.get(name)
+        if type(value) is int:
+            return value
+    return default
 
 
 def invalid_field(payload: Mapping[str, object], required: str) -> tuple[str, str] | None:
@@ -57,6 +75,7 @@ class Gateway:
         routes: Sequence[Route],
         metrics: GatewayMetrics,
         pool: UpstreamPool,
+        tenancy: Tenancy,
     ) -> None:
         self.server = server
         self.routes = list(routes)
@@ -66,6 +85,7 @@ class Gateway:
                 self.by_name[name] = route
         self.gateway_metrics = metrics
         self.pool = pool
+        self.tenancy = tenancy
         self.created = int(time.time())
 
     def app(self) -> web.Application:
@@ -100,31 +120,63 @@ class Gateway:
 
     async def _generate(self, request: web.Request, path: str) -> web.StreamResponse:
         started = time.perf_counter()
+        tenancy = self.tenancy
+        key: KeyRecord | None = None
+        if tenancy.auth is not None:
+            try:
+                key = await tenancy.auth.authenticate(request.headers.get("Authorization"))
+            except AuthError as exc:
+                return self._refuse(started, None, "", "invalid_api_key", str(exc))
         length = request.content_length
         if length is not None and length > self.server.max_body_bytes:
-            return self._too_large()
+            return self._refuse(started, key, "", "request_too_large", self._too_large_message())
         try:
-            body = await request.read()
+            async with asyncio.timeout(self.server.body_read_timeout_s):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
+            return self._refuse(started, key, "", "request_too_large", self._too_large_message())
+        except TimeoutError:
+            return self._refuse(
+                started, key, "", "request_timeout", "the body did not arrive in time"
+            )
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return error_response("invalid_json", f"the body is not valid JSON: {exc}")
+            return self._refuse(
+                started, key, "", "invalid_json", f"the body is not valid JSON: {exc}"
+            )
         if not isinstance(payload, dict):
-            return error_response("invalid_json", "the body must be a JSON object")
+            return self._refuse(started, key, "", "invalid_json", "the body must be a JSON object")
         model = payload.get("model")
         if not isinstance(model, str):
-            return error_response("invalid_value", "'model' is required: a string", "model")
+            return self._refuse(started, key, "", "invalid_value", "'model' is required: a string",
+                                "model")  # fmt: skip
         route = self.by_name.get(model)
         if route is None:
-            served = ", ".join(sorted(self.by_name))
-            return error_response(
-                "model_not_found", f"model '{model}' is not served here; served: {served}", "model"
-            )
+            served = ", ".join(sorted(self._names_for(key)))
+            return self._refuse(started, key, model[:200], "model_not_found",
+                                f"model '{model[:200]}' is not served here; served: {served}",
+                                "model")  # fmt: skip
+        if key is not None and not _allowed(key, route):
+            return self._refuse(started, key, route.name, "model_not_allowed",
+                                f"this API key may not use model '{model}'", "model")  # fmt: skip
         problem = invalid_field(payload, GENERATE_PATHS[path])
         if problem is not None:
-            return error_response("invalid_value", problem[1], problem[0])
+            return self._refuse(started, key, route.name, "invalid_value", problem[1], problem[0])
+        limits = None
+        reserved = 0
+        if key is not None:
+            reserved = len(body) // 4 + (
+                0 if path == "/v1/embeddings" else _max_tokens(payload, tenancy.default_max_tokens)
+            )
+            limits = Limits(key.prefix, key.tenant, key.rpm, key.tpm, key.max_concurrent,
+                            key.monthly_tokens)  # fmt: skip
+            decision = await tenancy.counters.admit(limits, reserved, str(id(request)))
+            if not decision.allowed:
+                code = "insufficient_quota" if decision.kind == "budget" else "rate_limit_exceeded"
+                headers = {**decision.headers, "Retry-After": str(ceil(decision.retry_after_s))}
+                return self._refuse(started, key, route.name, code, decision.message,
+                                    headers=headers)  # fmt: skip
         stream = payload.get("stream") is True and path != "/v1/embeddings"
         changed = model != route.upstream_model
         if changed:
@@ -136,6 +188,7 @@ class Gateway:
                 base = options if isinstance(options, dict) else {}
                 payload["stream_options"] = {**base, "include_usage": True}
                 strip_usage = changed = True
+        prompt_hash = prompt_sha256(payload)
         if changed:
             body = orjson.dumps(payload)
         ex = Exchange(started=started, stream=stream, strip_usage=strip_usage)
@@ -151,19 +204,58 @@ class Gateway:
             ex.status = CLIENT_CLOSED
             raise
         finally:
+            seconds = time.perf_counter() - started
             metrics.inflight.dec()
-            metrics.finished(
-                ex.status, time.perf_counter() - started, ex.prompt_tokens, ex.completion_tokens
-            )
+            metrics.finished(ex.status, seconds, ex.prompt_tokens, ex.completion_tokens)
             if ex.ttft is not None:
                 metrics.ttft.observe(ex.ttft)
+            used = ex.prompt_tokens + ex.completion_tokens
+            if limits is not None:
+                tenancy.later(tenancy.counters.finish(limits, reserved, used, str(id(request))))
+            tenancy.audit.record(AuditRecord(
+                ts=time.time(), key_prefix=key.prefix if key else None,
+                tenant=key.tenant if key else None, model=route.name,
+                replica=ex.replica.id if ex.replica else None, status=ex.status,
+                prompt_tokens=ex.prompt_tokens, completion_tokens=ex.completion_tokens,
+                ttft_ms=ex.ttft * 1000 if ex.ttft is not None else None,
+                duration_ms=seconds * 1000, prompt_sha256=prompt_hash,
+            ))  # fmt: skip
 
-    def _too_large(self) -> web.Response:
-        limit = self.server.max_body_bytes
-        return error_response("request_too_large", f"the body is over the {limit}-byte limit")
+    def _refuse(
+        self,
+        started: float,
+        key: KeyRecord | None,
+        model: str,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        """An error answer that is audited like any other request."""
+        response = error_response(code, message, param, headers)
+        self.tenancy.audit.record(AuditRecord(
+            ts=time.time(), key_prefix=key.prefix if key else None,
+            tenant=key.tenant if key else None, model=model, replica=None,
+            status=response.status, prompt_tokens=0, completion_tokens=0, ttft_ms=None,
+            duration_ms=(time.perf_counter() - started) * 1000, prompt_sha256=None,
+        ))  # fmt: skip
+        return response
+
+    def _names_for(self, key: KeyRecord | None) -> list[str]:
+        """Model names and aliases this caller may use."""
+        return [name for name, route in self.by_name.items() if key is None or _allowed(key, route)]
+
+    def _too_large_message(self) -> str:
+        return f"the body is over the {self.server.max_body_bytes}-byte limit"
 
     async def models(self, request: web.Request) -> web.Response:
-        """GET /v1/models: each served model, with its aliases and ready replicas."""
+        """GET /v1/models: the models this caller may use, with aliases and ready replicas."""
+        key: KeyRecord | None = None
+        if self.tenancy.auth is not None:
+            try:
+                key = await self.tenancy.auth.authenticate(request.headers.get("Authorization"))
+            except AuthError as exc:
+                return error_response("invalid_api_key", str(exc))
         data = [
             {
                 "id": route.name,
@@ -175,6 +267,7 @@ class Gateway:
                 "ready_replicas": len(route.replica_set.ready()),
             }
             for route in self.routes
+            if key is None or _allowed(key, route)
         ]
         return _json({"object": "list", "data": data})
 

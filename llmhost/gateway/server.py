@@ -29,6 +29,7 @@ from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
+from llmhost.gateway.tenancy import open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
@@ -104,7 +105,8 @@ async def run_gateway(
     pool = UpstreamPool()  # the request path's client
     session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
     server = config.server
-    gateway = Gateway(server, routes, metrics, pool)
+    tenancy = await asyncio.to_thread(open_tenancy, server)
+    gateway = Gateway(server, routes, metrics, pool, tenancy)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE_S,
@@ -135,6 +137,7 @@ async def run_gateway(
         await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
         await session.close()
         pool.close()
+        await tenancy.close()
 
 
 async def _start_all(supervisors: list[tuple[LocalSupervisor, int]]) -> None:
@@ -147,31 +150,38 @@ def _up(replica_set: ReplicaSet, replica: Replica) -> bool | None:
     return replica.state.value == "ready"
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def banner(url: str, config: Config) -> str:
     """What `llmhost up` prints once it serves: the URL and examples to copy."""
     name = config.models[0].name
     hello = '[{"role": "user", "content": "Say hello"}]'
+    open_access = config.server.auth == "open"
+    bearer = "" if open_access else ' -H "Authorization: Bearer $LLMHOST_API_KEY"'
+    api_key = '"unused"' if open_access else 'os.environ["LLMHOST_API_KEY"]'
     lines = [
         "",
         f"llmhost is serving {', '.join(m.name for m in config.models)} on {url}"
         "  (Ctrl-C stops everything)",
+    ]
+    if open_access:
+        lines += ["", "  *** OPEN ACCESS: no API key is required (auth: open, loopback only) ***"]
+    else:
+        lines += [
+            "",
+            "  Every request needs an API key; make one with:",
+            "    export LLMHOST_API_KEY=$(llmhost keys create --tenant me --quiet)",
+        ]
+    lines += [
         "",
-        f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' \\",
+        f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json'{bearer} \\",
         f'    -d \'{{"model": "{name}", "max_tokens": 64, "messages": {hello}}}\'',
         "",
-        f'  python -c \'from openai import OpenAI; c = OpenAI(base_url="{url}/v1", '
-        'api_key="unused"); \\',
+        f"  python -c 'import os; from openai import OpenAI; "
+        f'c = OpenAI(base_url="{url}/v1", api_key={api_key}); \\',
         f'print(c.chat.completions.create(model="{name}", max_tokens=64, \\',
         f"messages={hello}).choices[0].message.content)'",
         "",
         f"  metrics: {url}/metrics   readiness: {url}/ready",
     ]
-    if config.server.host not in LOOPBACK:
-        lines.append("  WARNING: listening beyond loopback with no API keys: keep it on a "
-                     "private network.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -38,6 +38,8 @@ def start_gateway(config: dict[str, object], workdir: Path, timeout_s: float = 1
     embedded_gguf()
     path = workdir / "llmhost.yaml"
     port = free_port()
+    server = {"auth": "open", "store_url": f"sqlite:///{workdir / 'llmhost.db'}"}
+    config = {**config, "server": {**server, **dict(config.get("server") or {})}}  # type: ignore[dict-item]
     path.write_text(yaml.safe_dump(config))
     log = workdir / "gateway.log"
     with log.open("wb") as out:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,7 +37,9 @@ async def gateway(
     models: list[ModelConfig], wait_ready: bool = True, **server: Any
 ) -> AsyncIterator[str]:
     """The gateway serving `models` (external URLs only) on a free port; its base URL."""
-    settings = {"port": free_port(), "health_interval_s": 0.2, **server}
+    store = Path(tempfile.mkdtemp(prefix="llmhost-store-")) / "llmhost.db"
+    settings = {"port": free_port(), "health_interval_s": 0.2, "auth": "open",
+                "store_url": f"sqlite:///{store}", **server}  # fmt: skip
     config = Config(server=ServerConfig(**settings), models=tuple(models))
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(

@@ -1,0 +1,84 @@
+"""Limit state in this process: exact for one gateway, and the default."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from llmhost.gateway.limits import (
+    PERIOD_S,
+    Decision,
+    Limits,
+    gcra,
+    month_start,
+    rate_headers,
+    refuse,
+    until_next_month,
+)
+
+BudgetSeed = Callable[[str, float], int]  # tokens a tenant used since a time (from the store)
+
+
+class MemoryCounters:
+    """GCRA arrival times, in-flight counts and month-to-date budget use, in dictionaries."""
+
+    def __init__(self, budget_seed: BudgetSeed) -> None:
+        self._seed = budget_seed
+        self._tat: dict[tuple[str, str], float] = {}
+        self._inflight: dict[str, int] = {}
+        self._budget: dict[tuple[str, float], int] = {}
+
+    async def admit(self, limits: Limits, tokens: int, request_id: str) -> Decision:
+        """All-or-nothing: a request is admitted only if every limit allows it."""
+        month = month_start()
+        if limits.monthly_tokens is not None and (limits.tenant, month) not in self._budget:
+            used = await asyncio.to_thread(self._seed, limits.tenant, month)
+            self._budget.setdefault((limits.tenant, month), used)
+        now = time.time()
+        requests = tokens_check = None
+        if limits.rpm:
+            requests = gcra(self._tat.get((limits.key, "r")), now, limits.rpm, 1)
+        if limits.tpm:
+            tokens_check = gcra(self._tat.get((limits.key, "t")), now, limits.tpm, tokens)
+        headers = rate_headers(limits, requests, tokens_check)
+        if requests is not None and not requests.allowed:
+            return refuse("requests", f"over {limits.rpm} requests per minute",
+                           requests.retry_after_s, headers)  # fmt: skip
+        if tokens_check is not None and not tokens_check.allowed:
+            if tokens > limits.tpm:  # type: ignore[operator]
+                return refuse("tokens", f"the request reserves {tokens} tokens, more than the "
+                               f"key's {limits.tpm} per minute; lower max_tokens",
+                               PERIOD_S, headers)  # fmt: skip
+            return refuse("tokens", f"over {limits.tpm} tokens per minute",
+                           tokens_check.retry_after_s, headers)  # fmt: skip
+        inflight = self._inflight.get(limits.key, 0)
+        if limits.max_concurrent and inflight >= limits.max_concurrent:
+            return refuse("concurrency", f"over {limits.max_concurrent} concurrent requests",
+                           1.0, headers)  # fmt: skip
+        if limits.monthly_tokens is not None:
+            used = self._budget[(limits.tenant, month)]
+            if used + tokens > limits.monthly_tokens:
+                return refuse("budget", f"tenant '{limits.tenant}' has used {used} of its "
+                               f"{limits.monthly_tokens} monthly tokens",
+                               until_next_month(now), headers)  # fmt: skip
+            self._budget[(limits.tenant, month)] = used + tokens
+        if requests is not None:
+            self._tat[(limits.key, "r")] = requests.tat
+        if tokens_check is not None:
+            self._tat[(limits.key, "t")] = tokens_check.tat
+        self._inflight[limits.key] = inflight + 1
+        return Decision(True, headers=headers)
+
+    async def finish(self, limits: Limits, reserved: int, used: int, request_id: str) -> None:
+        """Free the slot; move the token GCRA and the budget by (used - reserved)."""
+        self._inflight[limits.key] = max(0, self._inflight.get(limits.key, 1) - 1)
+        delta = used - reserved
+        if limits.tpm and (limits.key, "t") in self._tat:
+            self._tat[(limits.key, "t")] += delta * PERIOD_S / limits.tpm
+        month = month_start()
+        if (limits.tenant, month) in self._budget:
+            self._budget[(limits.tenant, month)] += delta
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,267 @@
+"""The store on SQL: SQLite (WAL) for one gateway, PostgreSQL for several.
+
+One implementation; the dialects differ only in how they connect, their parameter marker and
+their auto-increment column. Every query is parameterised. Calls are synchronous and serialised
+by a lock: the gateway calls them from worker threads (key look-ups, cached) and from the audit
+writer's thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from llmhost.errors import UsageError
+from llmhost.gateway.store.records import AuditRecord, KeyRecord, Tenant, UsageRow
+from llmhost.gateway.store.schema import MIGRATIONS
+
+_KEY_COLUMNS = ("prefix, tenant, name, rpm, tpm, max_concurrent, models, expires_at, "
+                "revoked_at, created_at")  # fmt: skip
+_KEY_SELECT = ("SELECT k.prefix, k.tenant, k.name, k.rpm, k.tpm, k.max_concurrent, k.models, "
+               "k.expires_at, k.revoked_at, k.created_at, t.monthly_tokens "
+               "FROM api_keys k JOIN tenants t ON t.name = k.tenant")  # fmt: skip
+
+
+class _Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+
+class Dialect:
+    """How one database connects and writes the few things that differ."""
+
+    name = ""
+    marker = "?"
+    id_column = ""
+
+    def connect(self) -> Any:
+        """A new autocommit connection."""
+        raise NotImplementedError
+
+    def begin(self, conn: Any) -> None:
+        """Start a transaction on an autocommit connection."""
+        conn.execute("BEGIN")
+
+
+class SqliteDialect(Dialect):
+    """SQLite in WAL mode: readers never block the writer; a commit survives a killed process."""
+
+    name = "sqlite"
+    marker = "?"
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        """Open (creating the folder) with WAL, synchronous=NORMAL and foreign keys on."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL through psycopg 3."""
+
+    name = "postgresql"
+    marker = "%s"
+    id_column = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def connect(self) -> Any:
+        """An autocommit psycopg connection."""
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise UsageError(f"cannot connect to {self.url}: {exc}".strip()) from None
+
+
+def dialect_for(url: str) -> Dialect:
+    """The dialect for a store URL: sqlite:///path or postgresql://..."""
+    if url.startswith("sqlite:///"):
+        return SqliteDialect(Path(url.removeprefix("sqlite:///")).expanduser())
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDialect(url)
+    raise UsageError(f"store '{url}': expected sqlite:///PATH or postgresql://...")
+
+
+class SqlStore:
+    """Keys, tenants and the audit ledger in one SQL database."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._conn = dialect.connect()
+        self._lock = threading.Lock()
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.dialect.marker) if self.dialect.marker != "?" else text
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self._conn.execute(self._sql(sql), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            self.dialect.begin(self._conn)
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Apply the migrations not yet applied; returns the schema version now in force."""
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0)
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(statement.replace("{id}", self.dialect.id_column))
+                conn.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"),
+                             (version,))  # fmt: skip
+                current = version
+        return current
+
+    # tenants
+    def set_tenant(self, name: str, monthly_tokens: int | None, keep_budget: bool) -> None:
+        """Create the tenant, or update its budget unless `keep_budget`."""
+        if self.tenant(name) is None:
+            self._rows("INSERT INTO tenants (name, monthly_tokens, created_at) VALUES (?, ?, ?)",
+                       (name, monthly_tokens, time.time()))  # fmt: skip
+        elif not keep_budget:
+            self._rows("UPDATE tenants SET monthly_tokens = ? WHERE name = ?",
+                       (monthly_tokens, name))  # fmt: skip
+
+    def tenant(self, name: str) -> Tenant | None:
+        """A tenant by name."""
+        rows = self._rows("SELECT name, monthly_tokens FROM tenants WHERE name = ?", (name,))
+        return Tenant(rows[0][0], rows[0][1]) if rows else None
+
+    # keys
+    def add_key(self, record: KeyRecord, key_hash: str) -> None:
+        """Store a new key's hash and settings."""
+        models = ",".join(record.models) if record.models is not None else None
+        self._rows(
+            f"INSERT INTO api_keys ({_KEY_COLUMNS}, key_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.prefix, record.tenant, record.name, record.rpm, record.tpm,
+             record.max_concurrent, models, record.expires_at, record.revoked_at,
+             record.created_at, key_hash),
+        )  # fmt: skip
+
+    def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key whose secret hashes to `key_hash`."""
+        rows = self._rows(f"{_KEY_SELECT} WHERE k.key_hash = ?", (key_hash,))
+        return _key(rows[0]) if rows else None
+
+    def key(self, prefix: str) -> KeyRecord | None:
+        """A key by its public prefix."""
+        rows = self._rows(f"{_KEY_SELECT} WHERE k.prefix = ?", (prefix,))
+        return _key(rows[0]) if rows else None
+
+    def keys(self, tenant: str | None = None) -> list[KeyRecord]:
+        """Every key, or a tenant's, oldest first."""
+        if tenant is None:
+            rows = self._rows(f"{_KEY_SELECT} ORDER BY k.created_at")
+        else:
+            rows = self._rows(f"{_KEY_SELECT} WHERE k.tenant = ? ORDER BY k.created_at", (tenant,))
+        return [_key(row) for row in rows]
+
+    def revoke(self, prefix: str, now: float | None = None) -> bool:
+        """Revoke a key; False if there is no such key or it was revoked already."""
+        found = self.key(prefix)
+        if found is None or found.revoked_at is not None:
+            return False
+        self._rows("UPDATE api_keys SET revoked_at = ? WHERE prefix = ?",
+                   (now or time.time(), prefix))  # fmt: skip
+        return True
+
+    # audit and usage
+    def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Append audit records in one transaction (committed when this returns)."""
+        if not records:
+            return
+        sql = self._sql(
+            "INSERT INTO audit (ts, key_prefix, tenant, model, replica, status, prompt_tokens, "
+            "completion_tokens, ttft_ms, duration_ms, prompt_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        rows = [
+            (r.ts, r.key_prefix, r.tenant, r.model, r.replica, r.status, r.prompt_tokens,
+             r.completion_tokens, r.ttft_ms, r.duration_ms, r.prompt_sha256)
+            for r in records
+        ]  # fmt: skip
+        with self._transaction() as conn:
+            if self.dialect.name == "sqlite":
+                conn.executemany(sql, rows)
+            else:
+                with conn.cursor() as cursor:
+                    cursor.executemany(sql, rows)
+
+    def audit(self, since: float = 0.0) -> list[AuditRecord]:
+        """Audit records since a time, oldest first."""
+        rows = self._rows(
+            "SELECT ts, key_prefix, tenant, model, replica, status, prompt_tokens, "
+            "completion_tokens, ttft_ms, duration_ms, prompt_sha256 FROM audit "
+            "WHERE ts >= ? ORDER BY id",
+            (since,),
+        )
+        return [AuditRecord(*row) for row in rows]
+
+    def tokens_since(self, tenant: str, since: float) -> int:
+        """Prompt plus completion tokens a tenant used since a time (for its monthly budget)."""
+        rows = self._rows(
+            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) FROM audit "
+            "WHERE tenant = ? AND ts >= ?",
+            (tenant, since),
+        )
+        return int(rows[0][0])
+
+    def usage(self, tenant: str | None = None, since: float = 0.0) -> list[UsageRow]:
+        """Requests, errors and tokens per tenant and model since a time."""
+        sql = (
+            "SELECT tenant, model, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), "
+            "SUM(prompt_tokens), SUM(completion_tokens), MIN(ts) FROM audit WHERE ts >= ?"
+        )
+        params: list[Any] = [since]
+        if tenant is not None:
+            sql += " AND tenant = ?"
+            params.append(tenant)
+        sql += " GROUP BY tenant, model ORDER BY tenant, model"
+        return [UsageRow(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6]))
+                for r in self._rows(sql, params)]  # fmt: skip
+
+    def purge_audit(self, before: float) -> int:
+        """Delete audit records older than `before` (retention); how many went."""
+        with self._lock:
+            cursor = self._conn.execute(self._sql("DELETE FROM audit WHERE ts < ?"), (before,))
+            return int(cursor.rowcount or 0)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _key(row: tuple[Any, ...]) -> KeyRecord:
+    models = tuple(m for m in row[6].split(",") if m) if row[6] is not None else None
+    return KeyRecord(row[0], row[1], row[2], row[3], row[4], row[5], models, row[7], row[8],
+                     row[9], row[10])  # fmt: skip

@@ -1,0 +1,66 @@
+"""Everything a request meets before and after the engine: who it is, whether its limits let it
+through, and the audit record it leaves. Built once per gateway process from the server config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmhost.config import ServerConfig
+from llmhost.gateway.audit import AuditLog, open_jsonl
+from llmhost.gateway.auth import Authenticator
+from llmhost.gateway.limits import Counters
+from llmhost.gateway.limits.memory import MemoryCounters
+from llmhost.gateway.store import SqlStore, open_store
+
+
+@dataclass
+class Tenancy:
+    """Auth (None when the config says the gateway is open), limits, audit and the store."""
+
+    store: SqlStore
+    counters: Counters
+    audit: AuditLog
+    auth: Authenticator | None
+    admin_key: str | None
+    default_max_tokens: int
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def later(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run bookkeeping after the response is on its way, keeping a reference to it."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        """Finish pending bookkeeping, flush the audit log, close connections."""
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.counters.close()
+        await asyncio.to_thread(self.audit.close)
+        self.store.close()
+
+
+def open_tenancy(server: ServerConfig) -> Tenancy:
+    """Connect the store (migrating it), the counters and the audit writer; apply retention."""
+    store = open_store(server.store_url)
+    store.purge_audit(time.time() - server.audit_retention_days * 86400)
+    counters: Counters
+    if server.redis_url:
+        from llmhost.gateway.limits.redis_store import RedisCounters
+
+        counters = RedisCounters(server.redis_url, store.tokens_since)
+    else:
+        counters = MemoryCounters(store.tokens_since)
+    return Tenancy(
+        store=store,
+        counters=counters,
+        audit=AuditLog(store, open_jsonl(server.audit_jsonl)),
+        auth=None if server.auth == "open" else Authenticator(store),
+        admin_key=os.environ.get(server.admin_key_env) or None,
+        default_max_tokens=server.default_max_tokens,
+    )
