@@ -10,6 +10,7 @@ p99 stays under 1 s. Streaming: time to first chunk at a low rate. A bare aiohtt
 costs before doing any work of its own. LiteLLM is installed by this
 script into its own virtualenv under ~/.cache/llmhost/bench (pass --no-litellm to skip).
 
+llmhost runs with API keys on (auth, rate and token limits and the audit log on every request).
 Last line: one JSON object with llmhost_added_p50_ms, llmhost_added_p99_ms, litellm_added_p50_ms,
 litellm_added_p99_ms (all at 300 req/s), llmhost_added_ttft_ms, llmhost_max_rps, litellm_max_rps.
 """
@@ -37,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from llmhost.engines.supervisor import free_port  # noqa: E402
+from llmhost.gateway.keys import create_key  # noqa: E402
+from llmhost.gateway.store import open_store  # noqa: E402
 from llmhost.paths import cache_dir  # noqa: E402
 
 LITELLM_VERSION = "1.100.5"  # newer releases need a certifi release the registry lacks
@@ -45,7 +48,7 @@ BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hello
 STREAM_BODY = json.dumps(
     {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hello there"}]}
 ).encode()
-HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+HEADERS = {"Content-Type": "application/json"}  # main() adds llmhost's API key
 
 
 @dataclass
@@ -181,8 +184,14 @@ def main() -> None:
     backend_port, gateway_port, litellm_port = free_port(), free_port(), free_port()
     floor_port = free_port()
     backend = f"http://127.0.0.1:{backend_port}"
+    # llmhost does its full per-request work: key auth, rate and token limits, audit records.
+    store_url = f"sqlite:///{work / 'llmhost.db'}"
+    store = open_store(store_url)
+    key, _ = create_key(store, "bench", rpm=10**8, tpm=10**10, max_concurrent=10**6)
+    store.close()
+    HEADERS["Authorization"] = f"Bearer {key}"
     (work / "llmhost.yaml").write_text(yaml.safe_dump({
-        "server": {"port": gateway_port},
+        "server": {"port": gateway_port, "auth": "keys", "store_url": store_url},
         "models": [{"name": "m", "engine": "openai", "urls": [backend]}],
     }))  # fmt: skip
     (work / "litellm.yaml").write_text(yaml.safe_dump({

@@ -139,6 +139,9 @@ def up(
         bool,
         typer.Option("--open", help="Serve without API keys (loopback only; said loudly)."),
     ] = False,
+    audit_retention_days: Annotated[
+        int | None, typer.Option(help="Delete audit records older than this (default 90).")
+    ] = None,
 ) -> None:
     """Serve the configured models behind the OpenAI-compatible gateway (Ctrl-C stops all)."""
     import logging
@@ -156,6 +159,8 @@ def up(
             overrides["port"] = port
         if open_access:
             overrides["auth"] = "open"
+        if audit_retention_days is not None:
+            overrides["audit_retention_days"] = audit_retention_days
         if overrides:
             settings = with_server(settings, **overrides)
         if model is not None or replicas is not None:

@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from llmhost.config import ServerConfig
+from llmhost.gateway.admin import AdminApi
 from llmhost.gateway.audit import prompt_sha256
 from llmhost.gateway.auth import AuthError
 from llmhost.gateway.errors import error_response
@@ -98,6 +99,7 @@ class Gateway:
         app.router.add_get("/health", self.health)
         app.router.add_get("/ready", self.ready)
         app.router.add_get("/metrics", self.metrics)
+        AdminApi(self.tenancy).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         self._known = {
             r.resource.canonical: r.method  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
-from llmhost.gateway.tenancy import open_tenancy
+from llmhost.gateway.tenancy import apply_retention, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
@@ -120,6 +120,9 @@ async def run_gateway(
         url = f"http://{server.host}:{server.port}"
         log.info("listening on %s", url)
         health_task = asyncio.create_task(monitor.run(), name="health")
+        retention = asyncio.create_task(
+            apply_retention(tenancy.store, server.audit_retention_days), name="retention"
+        )
         starting = asyncio.ensure_future(_start_all(supervisors))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -133,6 +136,7 @@ async def run_gateway(
     finally:
         if health_task is not None:
             health_task.cancel()
+            retention.cancel()
         await runner.cleanup()
         await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
         await session.close()

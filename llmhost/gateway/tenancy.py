@@ -45,10 +45,16 @@ class Tenancy:
         self.store.close()
 
 
+async def apply_retention(store: SqlStore, days: int, every_s: float = 86400.0) -> None:
+    """Delete audit records older than `days`, now and then daily (run as a task)."""
+    while True:
+        await asyncio.to_thread(store.purge_audit, time.time() - days * 86400)
+        await asyncio.sleep(every_s)
+
+
 def open_tenancy(server: ServerConfig) -> Tenancy:
-    """Connect the store (migrating it), the counters and the audit writer; apply retention."""
+    """Connect the store (migrating it), the counters and the audit writer."""
     store = open_store(server.store_url)
-    store.purge_audit(time.time() - server.audit_retention_days * 86400)
     counters: Counters
     if server.redis_url:
         from llmhost.gateway.limits.redis_store import RedisCounters

@@ -274,3 +274,65 @@ def test_slow_body_times_out(tmp_path: Path) -> None:
             writer.close()
 
     run(scenario)
+
+
+def test_admin_api_creates_lists_and_revokes_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMHOST_ADMIN_KEY", "admin-secret-1234")
+
+    async def scenario() -> None:
+        async with standin() as (_, burl), gateway([model("m", burl)], **keyed(tmp_path)) as url:
+            status, _, _ = await call(url, None, {"tenant": "t"}, path="/admin/keys")
+            assert status == 401
+            user = new_key(tmp_path)
+            assert (await call(url, user, {"tenant": "t"}, path="/admin/keys"))[0] == 401
+            status, _, made = await call(url, "admin-secret-1234", {"tenant": "t", "rpm": 5},
+                                         path="/admin/keys")  # fmt: skip
+            assert status == 201 and made["record"]["rpm"] == 5
+            assert (await call(url, made["key"]))[0] == 200
+            status, _, listed = await call(url, "admin-secret-1234", path="/admin/keys",
+                                           method="GET")  # fmt: skip
+            text = json.dumps(listed)
+            assert status == 200 and made["key"] not in text and "hash" not in text
+            prefix = made["record"]["prefix"]
+            assert (await call(url, "admin-secret-1234", path=f"/admin/keys/{prefix}",
+                               method="DELETE"))[0] == 200  # fmt: skip
+            await asyncio.sleep(0.1)
+            status, _, usage = await call(url, "admin-secret-1234", path="/admin/usage?tenant=t",
+                                          method="GET")  # fmt: skip
+            assert status == 200 and usage["data"][0]["requests"] == 1
+            bad = await call(url, "admin-secret-1234", {"tenant": "t", "rpm": 0},
+                             path="/admin/keys")  # fmt: skip
+            assert bad[0] == 400 and "rpm" in bad[2]["error"]["message"]
+
+    run(scenario)
+
+
+def test_admin_api_is_off_without_an_admin_key(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with standin() as (_, burl), gateway([model("m", burl)], **keyed(tmp_path)) as url:
+            status, _, body = await call(url, "anything", path="/admin/keys", method="GET")
+            assert status == 403 and "LLMHOST_ADMIN_KEY" in body["error"]["message"]
+
+    run(scenario)
+
+
+def test_audit_retention_applies_when_the_gateway_starts(tmp_path: Path) -> None:
+    from llmhost.gateway.store import AuditRecord
+
+    store = open_store(f"sqlite:///{tmp_path / 'llmhost.db'}")
+    old, recent = time.time() - 10 * 86400, time.time() - 86400
+    store.add_audit([AuditRecord(ts, None, "t", "m", None, 200, 1, 1, None, 1.0, None)
+                     for ts in (old, recent)])  # fmt: skip
+    store.close()
+
+    async def scenario() -> None:
+        async with (
+            standin() as (_, burl),
+            gateway([model("m", burl)], **keyed(tmp_path, audit_retention_days=5)),
+        ):
+            await asyncio.sleep(0.2)
+
+    run(scenario)
+    assert [round(r.ts) for r in audit_rows(tmp_path)] == [round(recent)]
