@@ -36,6 +36,9 @@ class ServerConfig(_Strict):
     retry_after_s: int = Field(2, ge=1)
     health_interval_s: float = Field(2.0, gt=0)
     body_read_timeout_s: float = Field(30.0, gt=0)  # a client must send its body within this
+    # A connection must complete its request headers within this of opening (or of its last
+    # response, when kept alive), else it is closed: the slow-headers (slowloris) guard.
+    idle_timeout_s: float = Field(15.0, gt=0)
     # Tenancy: every request needs an API key unless auth is "open" (loopback only).
     auth: Literal["keys", "open"] = "keys"
     store_url: str | None = None  # sqlite:///PATH (default: llmhost's data folder) or postgresql://

@@ -109,7 +109,7 @@ async def run_gateway(
     gateway = Gateway(server, routes, metrics, pool, tenancy)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None,
-        shutdown_timeout=SHUTDOWN_GRACE_S,
+        shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=server.idle_timeout_s,
     )  # fmt: skip
     monitor = HealthMonitor([r.replica_set for r in routes], session, server.health_interval_s)
     health_task: asyncio.Task[None] | None = None

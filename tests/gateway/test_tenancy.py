@@ -4,6 +4,7 @@ with a real SQLite store), and the hardening cases other gateways were bitten by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -336,3 +337,43 @@ def test_audit_retention_applies_when_the_gateway_starts(tmp_path: Path) -> None
 
     run(scenario)
     assert [round(r.ts) for r in audit_rows(tmp_path)] == [round(recent)]
+
+
+def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with (
+            standin() as (_, burl),
+            gateway([model("m", burl)], **keyed(tmp_path, idle_timeout_s=1.0)) as url,
+        ):
+            host, port = url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            started = time.monotonic()
+            closed_after = None
+            for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                writer.write(bytes([byte]))  # one byte every 100 ms, never finishing the headers
+                await asyncio.sleep(0.1)
+                if reader.at_eof() or writer.is_closing():
+                    closed_after = time.monotonic() - started
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    if await asyncio.wait_for(reader.read(1), 0.001) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+            assert closed_after is not None and closed_after < 2.5
+            writer.close()
+
+    run(scenario)
+
+
+def test_a_long_stream_outlives_the_idle_timeout(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        key = new_key(tmp_path)
+        async with (
+            standin() as (_, burl),
+            gateway([model("m", burl)], **keyed(tmp_path, idle_timeout_s=0.5)) as url,
+        ):
+            body = {**CHAT, "stream": True, "x_standin": {"chunks": 8, "chunk_delay_s": 0.2}}
+            status, _, text = await call(url, key, json.dumps(body).encode())
+            assert status == 200 and "data: [DONE]" in text and "w7" in text
+
+    run(scenario)
