@@ -2,8 +2,9 @@
 
 Each replica gets a free loopback port, is published to the model's `ReplicaSet` as soon as it
 starts, and is marked ready when its readiness URL answers. A replica that exits is restarted with
-exponential backoff. On stop every child gets SIGTERM, then SIGKILL; and each child is also tied to
-the gateway with PR_SET_PDEATHSIG, so even `kill -9` of the gateway leaves no engine behind.
+exponential backoff. On stop every child gets SIGTERM, then SIGKILL after 10 s; and each child is
+also tied to the gateway with PR_SET_PDEATHSIG, so even `kill -9` of the gateway leaves no engine
+behind. Each replica logs to its own file, named by replica and gateway process.
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the gateway dies, however it dies (Linux)."""
+    """In the child before exec: be killed when the gateway dies, however it dies (Linux).
+
+    SIGKILL rather than SIGTERM: llama-server can hang in its own clean-up when SIGTERM arrives
+    just after it starts (seen here: "cleaning up before exit..." and then a futex wait forever),
+    and with the gateway gone nobody would be left to escalate.
+    """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -127,7 +133,7 @@ class LocalSupervisor:
         )
 
     def _log_path(self, replica: Replica) -> Path:
-        return self.log_dir / f"{replica.id}.log"
+        return self.log_dir / f"{replica.id}.{os.getpid()}.log"
 
     async def _keep_running(self, child: _Child) -> None:
         backoff = self.backoff_s[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from math import ceil
 
@@ -167,13 +168,15 @@ class Gateway:
             return self._refuse(started, key, route.name, "invalid_value", problem[1], problem[0])
         limits = None
         reserved = 0
+        request_id = ""
         if key is not None:
             reserved = len(body) // 4 + (
                 0 if path == "/v1/embeddings" else _max_tokens(payload, tenancy.default_max_tokens)
             )
             limits = Limits(key.prefix, key.tenant, key.rpm, key.tpm, key.max_concurrent,
                             key.monthly_tokens)  # fmt: skip
-            decision = await tenancy.counters.admit(limits, reserved, str(id(request)))
+            request_id = uuid.uuid4().hex  # unique across gateways (Redis concurrency leases)
+            decision = await tenancy.counters.admit(limits, reserved, request_id)
             if not decision.allowed:
                 code = "insufficient_quota" if decision.kind == "budget" else "rate_limit_exceeded"
                 headers = {**decision.headers, "Retry-After": str(ceil(decision.retry_after_s))}
@@ -213,15 +216,8 @@ class Gateway:
                 metrics.ttft.observe(ex.ttft)
             used = ex.prompt_tokens + ex.completion_tokens
             if limits is not None:
-                tenancy.later(tenancy.counters.finish(limits, reserved, used, str(id(request))))
-            tenancy.audit.record(AuditRecord(
-                ts=time.time(), key_prefix=key.prefix if key else None,
-                tenant=key.tenant if key else None, model=route.name,
-                replica=ex.replica.id if ex.replica else None, status=ex.status,
-                prompt_tokens=ex.prompt_tokens, completion_tokens=ex.completion_tokens,
-                ttft_ms=ex.ttft * 1000 if ex.ttft is not None else None,
-                duration_ms=seconds * 1000, prompt_sha256=prompt_hash,
-            ))  # fmt: skip
+                tenancy.later(tenancy.counters.finish(limits, reserved, used, request_id))
+            self._audit(started, key, route.name, ex.status, ex, prompt_hash)
 
     def _refuse(
         self,
@@ -235,13 +231,28 @@ class Gateway:
     ) -> web.Response:
         """An error answer that is audited like any other request."""
         response = error_response(code, message, param, headers)
+        self._audit(started, key, model, response.status)
+        return response
+
+    def _audit(
+        self,
+        started: float,
+        key: KeyRecord | None,
+        model: str,
+        status: int,
+        ex: Exchange | None = None,
+        prompt_hash: str | None = None,
+    ) -> None:
+        """Queue the request's audit record (counts and timings, never content)."""
         self.tenancy.audit.record(AuditRecord(
             ts=time.time(), key_prefix=key.prefix if key else None,
-            tenant=key.tenant if key else None, model=model, replica=None,
-            status=response.status, prompt_tokens=0, completion_tokens=0, ttft_ms=None,
-            duration_ms=(time.perf_counter() - started) * 1000, prompt_sha256=None,
+            tenant=key.tenant if key else None, model=model,
+            replica=ex.replica.id if ex and ex.replica else None, status=status,
+            prompt_tokens=ex.prompt_tokens if ex else 0,
+            completion_tokens=ex.completion_tokens if ex else 0,
+            ttft_ms=ex.ttft * 1000 if ex and ex.ttft is not None else None,
+            duration_ms=(time.perf_counter() - started) * 1000, prompt_sha256=prompt_hash,
         ))  # fmt: skip
-        return response
 
     def _names_for(self, key: KeyRecord | None) -> list[str]:
         """Model names and aliases this caller may use."""

@@ -93,8 +93,29 @@ def rate_headers(limits: Limits, requests: Gcra | None, tokens: Gcra | None) -> 
     return headers
 
 
-def refuse(kind: str, message: str, retry_after_s: float, headers: dict[str, str]) -> Decision:
-    """A refusal by the limit of `kind`."""
+def refuse(
+    kind: str,
+    limits: Limits,
+    tokens: int,
+    retry_after_s: float,
+    headers: dict[str, str],
+    spent: int | str = "?",
+) -> Decision:
+    """A refusal by the limit of `kind` (requests, tokens, concurrency, budget), explained."""
+    if kind == "requests":
+        message = f"over {limits.rpm} requests per minute"
+    elif kind == "tokens" and limits.tpm is not None and tokens > limits.tpm:
+        message = (f"the request reserves {tokens} tokens, more than the key's {limits.tpm} "
+                   "per minute; lower max_tokens")  # fmt: skip
+        retry_after_s = PERIOD_S
+    elif kind == "tokens":
+        message = f"over {limits.tpm} tokens per minute"
+    elif kind == "concurrency":
+        message = f"over {limits.max_concurrent} concurrent requests"
+        retry_after_s = 1.0
+    else:
+        message = (f"tenant '{limits.tenant}' has used {spent} of its {limits.monthly_tokens} "
+                   "monthly tokens")  # fmt: skip
     return Decision(False, kind, message, retry_after_s, headers)
 
 

@@ -43,25 +43,16 @@ class MemoryCounters:
             tokens_check = gcra(self._tat.get((limits.key, "t")), now, limits.tpm, tokens)
         headers = rate_headers(limits, requests, tokens_check)
         if requests is not None and not requests.allowed:
-            return refuse("requests", f"over {limits.rpm} requests per minute",
-                           requests.retry_after_s, headers)  # fmt: skip
+            return refuse("requests", limits, tokens, requests.retry_after_s, headers)
         if tokens_check is not None and not tokens_check.allowed:
-            if tokens > limits.tpm:  # type: ignore[operator]
-                return refuse("tokens", f"the request reserves {tokens} tokens, more than the "
-                               f"key's {limits.tpm} per minute; lower max_tokens",
-                               PERIOD_S, headers)  # fmt: skip
-            return refuse("tokens", f"over {limits.tpm} tokens per minute",
-                           tokens_check.retry_after_s, headers)  # fmt: skip
+            return refuse("tokens", limits, tokens, tokens_check.retry_after_s, headers)
         inflight = self._inflight.get(limits.key, 0)
         if limits.max_concurrent and inflight >= limits.max_concurrent:
-            return refuse("concurrency", f"over {limits.max_concurrent} concurrent requests",
-                           1.0, headers)  # fmt: skip
+            return refuse("concurrency", limits, tokens, 1.0, headers)
         if limits.monthly_tokens is not None:
             used = self._budget[(limits.tenant, month)]
             if used + tokens > limits.monthly_tokens:
-                return refuse("budget", f"tenant '{limits.tenant}' has used {used} of its "
-                               f"{limits.monthly_tokens} monthly tokens",
-                               until_next_month(now), headers)  # fmt: skip
+                return refuse("budget", limits, tokens, until_next_month(now), headers, used)
             self._budget[(limits.tenant, month)] = used + tokens
         if requests is not None:
             self._tat[(limits.key, "r")] = requests.tat

@@ -140,23 +140,13 @@ class RedisCounters:
         now = float(reply[11])
         if verdict == "ok":
             return Decision(True, headers=headers)
-        if verdict == "requests" and requests is not None:
-            return refuse("requests", f"over {limits.rpm} requests per minute",
-                          requests.retry_after_s, headers)  # fmt: skip
-        if verdict == "tokens" and tokens_check is not None:
-            if limits.tpm is not None and tokens > limits.tpm:
-                return refuse("tokens", f"the request reserves {tokens} tokens, more than the "
-                              f"key's {limits.tpm} per minute; lower max_tokens",
-                              PERIOD_S, headers)  # fmt: skip
-            return refuse("tokens", f"over {limits.tpm} tokens per minute",
-                          tokens_check.retry_after_s, headers)  # fmt: skip
+        retry = {"requests": requests, "tokens": tokens_check}.get(verdict)
+        if verdict in ("requests", "tokens") and retry is not None:
+            return refuse(verdict, limits, tokens, retry.retry_after_s, headers)
         if verdict == "concurrency":
-            return refuse("concurrency", f"over {limits.max_concurrent} concurrent requests",
-                          1.0, headers)  # fmt: skip
+            return refuse("concurrency", limits, tokens, 1.0, headers)
         spent = verdict.partition(":")[2] or "?"
-        return refuse("budget", f"tenant '{limits.tenant}' has used {spent} of its "
-                      f"{limits.monthly_tokens} monthly tokens", until_next_month(now),
-                      headers)  # fmt: skip
+        return refuse("budget", limits, tokens, until_next_month(now), headers, spent)
 
     async def finish(self, limits: Limits, reserved: int, used: int, request_id: str) -> None:
         """Free the slot and correct the reservation, in one script."""
