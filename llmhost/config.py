@@ -72,6 +72,32 @@ class ModelConfig(_Strict):
     threads: int | None = Field(None, ge=1)
     chat_template: str | None = None
     args: tuple[str, ...] = ()  # extra engine flags
+    # Routing between replicas, and the queue in front of them.
+    routing: Literal["least-load", "prefix", "round-robin"] = "least-load"
+    load_factor: float = Field(1.25, ge=1.0)  # prefix: spill past this x the mean load
+    prefix_chars: int = Field(200, ge=1)  # prefix: characters of the prompt that form the key
+    max_inflight_per_replica: int | None = Field(None, ge=1)  # default: 4 x parallel
+    queue_size: int = Field(64, ge=0)  # requests waiting for a replica; past it 503
+    queue_wait_s: float = Field(30.0, gt=0)  # longest wait in the queue (and for a cold start)
+    # Scaling (managed models): between min and max replicas by in-flight load, to zero when idle.
+    min_replicas: int | None = Field(None, ge=0)  # default: replicas
+    max_replicas: int | None = Field(None, ge=1)  # default: replicas
+    target_inflight: float | None = Field(None, gt=0)  # per replica; default: parallel
+    scale_up_delay_s: float = Field(2.0, ge=0)
+    scale_down_delay_s: float = Field(60.0, ge=0)
+    idle_to_zero_s: float | None = Field(None, gt=0)  # scale to zero after this long idle
+
+    @property
+    def capacity(self) -> int:
+        """Requests one replica takes at once before the rest wait in the queue."""
+        return self.max_inflight_per_replica or 4 * self.parallel
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """(min, max) replicas."""
+        low = self.replicas if self.min_replicas is None else self.min_replicas
+        high = self.replicas if self.max_replicas is None else self.max_replicas
+        return low, high
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
@@ -84,6 +110,12 @@ class ModelConfig(_Strict):
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"url '{url}' must start with http:// or https://")
+        low, high = self.bounds
+        if not low <= self.replicas <= high:
+            raise ValueError(f"replicas {self.replicas} must be within min_replicas {low} and "
+                             f"max_replicas {high}")  # fmt: skip
+        if self.idle_to_zero_s is not None and (low != 0 or not self.managed):
+            raise ValueError("idle_to_zero_s needs min_replicas: 0 and a managed model")
         return self
 
     @property

@@ -19,6 +19,7 @@ class ReplicaState(enum.Enum):
 
     STARTING = "starting"
     READY = "ready"
+    DRAINING = "draining"  # finishing its requests before it stops; takes no new ones
     DOWN = "down"
 
 
@@ -33,6 +34,7 @@ class Replica:
     failures: int = 0  # consecutive failed requests or health checks
     load: Load | None = None  # the engine's own report, when it has one
     load_at: float = 0.0  # monotonic time of that report
+    managed: bool = False  # started by the local supervisor, which owns its start-up
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -71,6 +71,7 @@ class LocalSupervisor:
         log_dir: Path,
         ready_timeout_s: float = 120.0,
         backoff_s: tuple[float, float] = (0.5, 30.0),
+        drain_s: float = 30.0,
     ) -> None:
         self.replica_set = replica_set
         self.binary = binary
@@ -78,6 +79,7 @@ class LocalSupervisor:
         self.log_dir = log_dir
         self.ready_timeout_s = ready_timeout_s
         self.backoff_s = backoff_s
+        self.drain_s = drain_s
         self._children: list[_Child] = []
         self._session: aiohttp.ClientSession | None = None
         self._stopping = False
@@ -94,7 +96,7 @@ class LocalSupervisor:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         while len(self._children) > count:
-            await self._stop_child(self._children.pop())
+            await self._drain_and_stop(self._children.pop())
         new = [self._start_child() for _ in range(count - len(self._children))]
         if wait and new:
             await self._wait_any_ready(new)
@@ -114,7 +116,7 @@ class LocalSupervisor:
 
     def _start_child(self) -> _Child:
         self._serial += 1
-        replica = Replica(id=f"{self.replica_set.model}-{self._serial}", url="")
+        replica = Replica(id=f"{self.replica_set.model}-{self._serial}", url="", managed=True)
         child = _Child(replica)
         child.task = asyncio.create_task(self._keep_running(child), name=replica.id)
         self._children.append(child)
@@ -182,6 +184,15 @@ class LocalSupervisor:
                         self.replica_set.set_state(child.replica, ReplicaState.READY)
                         return
             await asyncio.sleep(0.1)
+
+    async def _drain_and_stop(self, child: _Child) -> None:
+        """Scale-down: take no new requests, let in-flight ones finish (up to drain_s), stop."""
+        replica = child.replica
+        self.replica_set.set_state(replica, ReplicaState.DRAINING)
+        deadline = time.monotonic() + self.drain_s
+        while replica.inflight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await self._stop_child(child)
 
     async def _stop_child(self, child: _Child) -> None:
         if child in self._children:

@@ -25,6 +25,7 @@ from llmhost.gateway.errors import error_response
 from llmhost.gateway.limits import Limits
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.proxy import CLIENT_CLOSED, Exchange, forward
+from llmhost.gateway.router.prefix import prefix_key
 from llmhost.gateway.routes import Route
 from llmhost.gateway.store import AuditRecord, KeyRecord
 from llmhost.gateway.tenancy import Tenancy
@@ -197,6 +198,8 @@ class Gateway:
         if changed:
             body = orjson.dumps(payload)
         ex = Exchange(started=started, stream=stream, strip_usage=strip_usage)
+        if route.keyed:
+            ex.key = prefix_key(payload, route.config.prefix_chars)
         metrics = route.metrics
         metrics.inflight.inc()
         try:

@@ -46,6 +46,8 @@ class HealthMonitor:
 
     async def check(self, replica_set: ReplicaSet, replica: Replica) -> None:
         """Check one replica and record the result."""
+        if replica.state is ReplicaState.DRAINING:
+            return  # on its way out: never promoted back
         adapter = replica_set.adapter
         ok = False
         with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
@@ -59,7 +61,10 @@ class HealthMonitor:
                 await self._read_load(replica_set, replica)
             return
         replica.failures += 1
-        if replica.failures >= self.fail_threshold and replica.state is ReplicaState.READY:
+        # A managed engine that is still loading belongs to the supervisor, not to this check.
+        loading = replica.state is ReplicaState.STARTING and replica.managed
+        down = replica.state is ReplicaState.DOWN
+        if replica.failures >= self.fail_threshold and not down and not loading:
             replica_set.set_state(replica, ReplicaState.DOWN)
 
     async def _read_load(self, replica_set: ReplicaSet, replica: Replica) -> None:

@@ -79,6 +79,18 @@ class GatewayMetrics:
             ["model", "replica"], registry=r,
         )  # fmt: skip
 
+        self.replicas = Gauge(
+            "llmhost_replicas", "Replicas the scaler runs, by model.", ["model"], registry=r
+        )
+        self.desired_replicas = Gauge(
+            "llmhost_desired_replicas", "Replicas the autoscaler wants, by model.", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.scale_events = Counter(
+            "llmhost_scale_events", "Scaling decisions carried out, by model and direction.",
+            ["model", "direction"], registry=r,
+        )  # fmt: skip
+
     def for_model(self, model: str) -> ModelMetrics:
         """Resolved children for one model."""
         return ModelMetrics(self, model)

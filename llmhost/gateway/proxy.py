@@ -39,6 +39,7 @@ class Exchange:
     started: float
     stream: bool
     strip_usage: bool
+    key: bytes = b""  # routing key (prompt prefix) for affinity strategies
     status: int = 500
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -69,8 +70,10 @@ async def forward(
     """Send `body` to a ready replica of `route` (a second one if the first fails early)."""
     total_deadline = ex.started + total_timeout_s
     first_deadline = min(total_deadline, ex.started + first_byte_timeout_s)
-    for _attempt in range(2):
-        replica = route.strategy.pick(b"", route.replica_set.ready(), ex.tried)
+    queue_deadline = ex.started + route.config.queue_wait_s
+    for attempt in range(2):
+        # The first attempt may wait in the queue; a retry takes another replica now or fails.
+        replica = await route.acquire(ex.key, ex.tried, queue_deadline if attempt == 0 else None)
         if replica is None:
             break
         ex.tried.append(replica)
@@ -90,11 +93,13 @@ async def forward(
             )
         finally:
             replica.inflight -= 1
+            route.last_active = time.monotonic()
+            route.notify()
     if not ex.tried:
         ex.status = 503
         return error_response(
             "no_backend",
-            f"no replica of '{route.name}' can take the request now; retry shortly",
+            f"no replica of '{route.name}' could take the request in time; retry shortly",
             headers={"Retry-After": str(retry_after_s)},
         )
     ex.status = 502

@@ -1,14 +1,22 @@
-"""What the gateway knows about each served model: names, replicas, strategy, upstream headers."""
+"""What the gateway knows about each served model: names, replicas, strategy, upstream headers,
+and the bounded queue where requests wait for a replica with room (or for one to start).
+
+A request that finds every ready replica at capacity, or none ready while one is starting or the
+model can be woken from zero, waits in the queue for up to `queue_wait_s`; a full queue, or a
+model with nothing ready, starting or wakeable, is refused at once (503 with Retry-After).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from collections.abc import Callable, Collection
 
 from llmhost.config import ModelConfig
-from llmhost.engines.replicas import ReplicaSet
+from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
 from llmhost.gateway.metrics import ModelMetrics
-from llmhost.gateway.router import RoutingStrategy
-from llmhost.gateway.router.round_robin import RoundRobin
+from llmhost.gateway.router import RoutingStrategy, strategy
 
 
 class Route:
@@ -20,9 +28,56 @@ class Route:
         self.upstream_model = config.upstream_model or config.name
         self.replica_set = replica_set
         self.metrics = metrics
-        self.strategy: RoutingStrategy = RoundRobin()
+        self.strategy: RoutingStrategy = strategy(config.routing, config.load_factor)
+        self.keyed = config.routing == "prefix"
+        self.capacity = config.capacity
         self.headers = b""  # extra header lines for the engine, each ending in CRLF
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
             if key:  # engine credentials come from config, never from the client
                 self.headers = f"Authorization: Bearer {key}\r\n".encode()
+        self.wake: Callable[[], None] | None = None  # set when the model can scale from zero
+        self.queued = 0
+        self.last_active = time.monotonic()
+        self._waiters: list[asyncio.Future[None]] = []
+        replica_set.on_change(lambda rs, r: self.notify())
+
+    def notify(self) -> None:
+        """Something changed (a request ended, a replica's state moved): re-check the queue."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _can_wait(self) -> bool:
+        """Whether waiting could help: a replica is ready or starting, or the model can wake."""
+        if self.wake is not None:
+            return True
+        return any(r.state is not ReplicaState.DOWN for r in self.replica_set.replicas)
+
+    async def acquire(
+        self, key: bytes, exclude: Collection[Replica], deadline: float | None
+    ) -> Replica | None:
+        """A ready replica with room, waiting in the queue until `deadline` (None: no wait)."""
+        self.last_active = time.monotonic()
+        while True:
+            ready = [r for r in self.replica_set.ready() if r.inflight < self.capacity]
+            replica = self.strategy.pick(key, ready, exclude)
+            if replica is not None:
+                return replica
+            if deadline is None or self.queued >= self.config.queue_size or not self._can_wait():
+                return None
+            if not self.replica_set.ready() and self.wake is not None:
+                self.wake()
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            self.queued += 1
+            try:
+                await asyncio.wait_for(waiter, min(left, 1.0))  # re-check at least every second
+            except TimeoutError:
+                pass
+            finally:
+                self.queued -= 1

@@ -29,6 +29,7 @@ from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
+from llmhost.gateway.scaling import Autoscaler
 from llmhost.gateway.tenancy import apply_retention, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
@@ -88,20 +89,22 @@ async def run_gateway(
     log_dir = log_dir or cache_dir() / "logs"
     routes: list[Route] = []
     supervisors: list[tuple[LocalSupervisor, int]] = []
+    autoscalers: list[Autoscaler] = []
     for item in models:
         model = item.config
         replica_set = ReplicaSet(model.name, adapter(model.engine))
         replica_set.on_change(
             lambda rs, r: metrics.set_backend(rs.model, r.id, _up(rs, r))
         )  # fmt: skip
-        if item.binary is not None and item.weights is not None:
-            spec = launch_spec(model, item.weights)
-            supervisors.append(
-                (LocalSupervisor(replica_set, item.binary, spec, log_dir), model.replicas)
-            )
         for i, url in enumerate(model.urls):
             replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
-        routes.append(Route(model, replica_set, metrics.for_model(model.name)))
+        route = Route(model, replica_set, metrics.for_model(model.name))
+        routes.append(route)
+        if item.binary is not None and item.weights is not None:
+            spec = launch_spec(model, item.weights)
+            supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
+            supervisors.append((supervisor, model.replicas))
+            autoscalers.append(Autoscaler(route, supervisor, model, metrics))
     pool = UpstreamPool()  # the request path's client
     session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
     server = config.server
@@ -113,6 +116,7 @@ async def run_gateway(
     )  # fmt: skip
     monitor = HealthMonitor([r.replica_set for r in routes], session, server.health_interval_s)
     health_task: asyncio.Task[None] | None = None
+    scaling: list[asyncio.Task[None]] = []
     try:
         await runner.setup()
         site = web.TCPSite(runner, server.host, server.port, reuse_address=True)
@@ -128,12 +132,16 @@ async def run_gateway(
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # raises if no replica came up
+            scaling += [asyncio.create_task(a.run(), name=f"autoscale-{a.route.name}")
+                        for a in autoscalers]  # fmt: skip
             on_ready(url)
             await stopping
         else:
             starting.cancel()
         log.info("shutting down")
     finally:
+        for task in scaling:
+            task.cancel()
         if health_task is not None:
             health_task.cancel()
             retention.cancel()
