@@ -292,9 +292,10 @@ class Gateway:
         return _json({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
-        """GET /ready: 200 when every model has a ready replica, else 503 naming those without."""
+        """GET /ready: 200 when every model can serve (a ready replica, or it is at zero and
+        wakes on demand), else 503 naming those that cannot."""
         counts = {route.name: len(route.replica_set.ready()) for route in self.routes}
-        waiting = sorted(name for name, n in counts.items() if n == 0)
+        waiting = sorted(r.name for r in self.routes if not counts[r.name] and r.wake is None)
         if waiting:
             return _json(
                 {"status": "not ready", "models": counts, "waiting_for": waiting},

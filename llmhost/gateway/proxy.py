@@ -71,9 +71,9 @@ async def forward(
     total_deadline = ex.started + total_timeout_s
     first_deadline = min(total_deadline, ex.started + first_byte_timeout_s)
     queue_deadline = ex.started + route.config.queue_wait_s
-    for attempt in range(2):
-        # The first attempt may wait in the queue; a retry takes another replica now or fails.
-        replica = await route.acquire(ex.key, ex.tried, queue_deadline if attempt == 0 else None)
+    for _attempt in range(2):
+        # Both attempts may wait in the queue (a retry for another replica with room).
+        replica = await route.acquire(ex.key, ex.tried, queue_deadline)
         if replica is None:
             break
         ex.tried.append(replica)

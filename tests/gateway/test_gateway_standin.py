@@ -329,3 +329,42 @@ def test_embeddings_models_health_and_unknown_routes() -> None:
             assert status == 405 and headers["Allow"] == "POST"
 
     run(scenario)
+
+
+def test_queue_holds_what_fits_and_refuses_the_rest_with_retry_after() -> None:
+    async def scenario() -> None:
+        async with (
+            standin() as (backend, burl),
+            gateway(
+                [model("m", burl, max_inflight_per_replica=1, queue_size=1, queue_wait_s=3)]
+            ) as url,
+        ):
+            slow = b'{"model":"m","messages":[{}],"x_standin":{"delay_s":0.6}}'
+            first = asyncio.ensure_future(post(url + "/v1/chat/completions", slow))
+            await asyncio.sleep(0.1)
+            second = asyncio.ensure_future(post(url + "/v1/chat/completions", slow))
+            await asyncio.sleep(0.1)
+            status, headers, answer = await post(url + "/v1/chat/completions", slow)
+            assert status == 503 and headers["Retry-After"] == "2"  # queue full: refused at once
+            assert answer["error"]["code"] == "no_backend"
+            assert [(await first)[0], (await second)[0]] == [200, 200]  # the queued one waited
+            assert len(backend.requests) == 2
+
+    run(scenario)
+
+
+def test_prefix_routing_keeps_a_prefix_on_one_replica() -> None:
+    async def scenario() -> None:
+        async with (
+            standin() as (a, url_a),
+            standin() as (b, url_b),
+            gateway([model("m", url_a, url_b, routing="prefix")]) as url,
+        ):
+            c = client(url)
+            for i in range(6):
+                await c.chat.completions.create(model="m", messages=[
+                    {"role": "system", "content": "Shared system prompt " * 20},
+                    {"role": "user", "content": f"question {i}"}])  # fmt: skip
+            assert sorted([len(a.requests), len(b.requests)]) == [0, 6]
+
+    run(scenario)
