@@ -66,6 +66,7 @@ class ModelConfig(_Strict):
     replicas: int = Field(1, ge=0, le=64)
     urls: tuple[str, ...] = ()
     upstream_model: str | None = None  # the name the engine expects, when not `name`
+    fallback: tuple[str, ...] = ()  # models to try, in order, when this one cannot serve
     api_key_env: str | None = None  # environment variable holding the engine's own API key
     context: int = Field(4096, ge=16)  # tokens per sequence
     parallel: int = Field(4, ge=1, le=256)  # sequences per replica
@@ -129,6 +130,9 @@ class Config(_Strict):
 
     server: ServerConfig = ServerConfig()
     models: tuple[ModelConfig, ...] = Field(min_length=1)
+    # Tiers: a name (usable as the request's model, or in the x-llmhost-tier header) for an
+    # ordered list of models; the first that can serve takes the request.
+    tiers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -138,6 +142,18 @@ class Config(_Strict):
                 if name in seen:
                     raise ValueError(f"model name or alias '{name}' is used twice")
                 seen.add(name)
+        for model in self.models:
+            for target in model.fallback:
+                if target not in seen:
+                    raise ValueError(f"model '{model.name}': fallback '{target}' is not a model")
+        for tier, chain in self.tiers.items():
+            if tier in seen:
+                raise ValueError(f"tier '{tier}' has the name of a model or alias")
+            if not chain:
+                raise ValueError(f"tier '{tier}' lists no model")
+            for target in chain:
+                if target not in seen:
+                    raise ValueError(f"tier '{tier}': '{target}' is not a model")
         return self
 
 

@@ -76,12 +76,14 @@ class Gateway:
         self,
         server: ServerConfig,
         routes: Sequence[Route],
+        tiers: Mapping[str, Sequence[str]],
         metrics: GatewayMetrics,
         pool: UpstreamPool,
         tenancy: Tenancy,
     ) -> None:
         self.server = server
         self.routes = list(routes)
+        self.tiers = dict(tiers)
         self.by_name: dict[str, Route] = {}
         for route in self.routes:
             for name in (route.name, *route.config.aliases):
@@ -155,7 +157,7 @@ class Gateway:
         if not isinstance(model, str):
             return self._refuse(started, key, "", "invalid_value", "'model' is required: a string",
                                 "model")  # fmt: skip
-        route = self.by_name.get(model)
+        route = self._choose(model, request.headers.get("x-llmhost-tier"))
         if route is None:
             served = ", ".join(sorted(self._names_for(key)))
             return self._refuse(started, key, model[:200], "model_not_found",
@@ -257,9 +259,26 @@ class Gateway:
             duration_ms=(time.perf_counter() - started) * 1000, prompt_sha256=prompt_hash,
         ))  # fmt: skip
 
+    def _choose(self, model: str, tier: str | None) -> Route | None:
+        """The route for a request: the tier's (header, else a tier named as the model) or the
+        model's chain (itself, then its fallbacks), first one that can serve; None if unknown."""
+        if tier is not None and tier in self.tiers:
+            chain = [self.by_name[name] for name in self.tiers[tier]]
+        elif model in self.tiers:
+            chain = [self.by_name[name] for name in self.tiers[model]]
+        elif model in self.by_name:
+            first = self.by_name[model]
+            chain = [first, *(self.by_name[name] for name in first.config.fallback)]
+        else:
+            return None
+        return next((route for route in chain if route.servable()), chain[0])
+
     def _names_for(self, key: KeyRecord | None) -> list[str]:
         """Model names and aliases this caller may use."""
-        return [name for name, route in self.by_name.items() if key is None or _allowed(key, route)]
+        names = [
+            name for name, route in self.by_name.items() if key is None or _allowed(key, route)
+        ]
+        return names + list(self.tiers)
 
     def _too_large_message(self) -> str:
         return f"the body is over the {self.server.max_body_bytes}-byte limit"

@@ -49,6 +49,10 @@ class Route:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def servable(self) -> bool:
+        """Whether a request could be served here: a replica is ready, or one may become so."""
+        return bool(self.replica_set.ready()) or self._can_wait()
+
     def _can_wait(self) -> bool:
         """Whether waiting could help: a replica is ready or starting, or the model can wake."""
         if self.wake is not None:

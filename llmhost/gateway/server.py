@@ -109,7 +109,7 @@ async def run_gateway(
     session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
     server = config.server
     tenancy = await asyncio.to_thread(open_tenancy, server)
-    gateway = Gateway(server, routes, metrics, pool, tenancy)
+    gateway = Gateway(server, routes, config.tiers, metrics, pool, tenancy)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=server.idle_timeout_s,

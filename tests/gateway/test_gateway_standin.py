@@ -368,3 +368,28 @@ def test_prefix_routing_keeps_a_prefix_on_one_replica() -> None:
             assert sorted([len(a.requests), len(b.requests)]) == [0, 6]
 
     run(scenario)
+
+
+def test_fallback_chain_and_tiers_route_around_a_model_that_is_down() -> None:
+    async def scenario() -> None:
+        dead = "http://127.0.0.1:9"
+        async with (
+            standin() as (small, small_url),
+            gateway(
+                [model("big", dead, fallback=("small",)), model("small", small_url)],
+                wait_ready=False,
+                tiers={"fast": ("small",), "quality": ("big", "small")},
+            ) as url,
+        ):
+            await asyncio.sleep(0.8)  # health checks find `big` down
+            body = b'{"model":"%s","messages":[{"role":"user","content":"x"}]}'
+            for name in (b"big", b"quality", b"fast"):
+                status, _, answer = await post(url + "/v1/chat/completions", body % name)
+                assert status == 200, answer
+            status, _, _ = await post(url + "/v1/chat/completions", body % b"big",
+                                      **{"x-llmhost-tier": "fast"})  # fmt: skip
+            assert status == 200 and len(small.requests) == 4
+            status, _, answer = await post(url + "/v1/chat/completions", body % b"nope")
+            assert status == 404 and "fast" in answer["error"]["message"]
+
+    run(scenario)

@@ -34,13 +34,16 @@ async def standin(reset_all: bool = False) -> AsyncIterator[tuple[StandIn, str]]
 
 @contextlib.asynccontextmanager
 async def gateway(
-    models: list[ModelConfig], wait_ready: bool = True, **server: Any
+    models: list[ModelConfig],
+    wait_ready: bool = True,
+    tiers: dict[str, tuple[str, ...]] | None = None,
+    **server: Any,
 ) -> AsyncIterator[str]:
     """The gateway serving `models` (external URLs only) on a free port; its base URL."""
     store = Path(tempfile.mkdtemp(prefix="llmhost-store-")) / "llmhost.db"
     settings = {"port": free_port(), "health_interval_s": 0.2, "auth": "open",
                 "store_url": f"sqlite:///{store}", **server}  # fmt: skip
-    config = Config(server=ServerConfig(**settings), models=tuple(models))
+    config = Config(server=ServerConfig(**settings), models=tuple(models), tiers=tiers or {})
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
         run_gateway(config, [Prepared(m) for m in models], stop, lambda url: started.set())

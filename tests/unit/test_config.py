@@ -53,6 +53,12 @@ def test_config_from_env_path(tmp_path: Path) -> None:
         ("server: {port: 99999}\nmodels: [{name: a, weights: x}]", "server.port"),
         ("models: [", "not valid YAML"),
         ("- just a list", "expected a mapping"),
+        ("models: [{name: a, weights: x, replicas: 5, max_replicas: 2}]", "within min_replicas"),
+        ("models: [{name: a, weights: x, idle_to_zero_s: 5}]", "needs min_replicas: 0"),
+        ("models: [{name: a, weights: x, routing: random}]", "models.0.routing"),
+        ("models: [{name: a, weights: x, fallback: [b]}]", "fallback 'b' is not a model"),
+        ("models: [{name: a, weights: x}]\ntiers: {fast: [z]}", "'z' is not a model"),
+        ("models: [{name: a, weights: x}]\ntiers: {a: [a]}", "name of a model"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
