@@ -1,0 +1,105 @@
+"""The Kubernetes implementation of `Scaler`: a model's replicas are an engine Deployment's.
+
+Scaling patches the Deployment's `scale` subresource (RBAC: get and patch on
+`deployments/scale`, get on `deployments`, in the gateway's namespace only); readiness is read
+from the Deployment's status. Replica endpoints reach the gateway through its Service (or
+EndpointSlices), so this scaler only decides how many there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
+
+from llmhost.errors import LlmhostError
+
+log = logging.getLogger("llmhost.kubernetes")
+
+
+class KubernetesError(LlmhostError):
+    """The Kubernetes API refused or failed a scaling call."""
+
+
+class KubernetesScaler:
+    """Scales one engine Deployment; `count` is its desired replicas as last seen or set."""
+
+    def __init__(
+        self,
+        deployment: str,
+        namespace: str,
+        server: str | None = None,
+        token: str = "",
+    ) -> None:
+        """In a pod, the in-cluster service account is used; `server` (and `token`) name
+        another API server instead."""
+        self.deployment = deployment
+        self.namespace = namespace
+        config = None
+        if server:
+            config = KubeConfig.from_dict({
+                "apiVersion": "v1", "kind": "Config", "current-context": "llmhost",
+                "clusters": [{"name": "api", "cluster": {"server": server}}],
+                "users": [{"name": "llmhost", "user": {"token": token} if token else {}}],
+                "contexts": [{"name": "llmhost", "context": {"cluster": "api", "user": "llmhost",
+                                                              "namespace": namespace}}],
+            })  # fmt: skip
+        self.client = AsyncClient(config=config, namespace=namespace, field_manager="llmhost")
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Replicas asked for (spec.replicas), as last read or patched."""
+        return self._count
+
+    async def refresh(self) -> int:
+        """Read spec.replicas from the scale subresource."""
+        scale: Any = await self._call(self.client.get(Deployment.Scale, self.deployment,
+                                                      namespace=self.namespace))  # fmt: skip
+        self._count = int(scale.spec.replicas or 0)
+        return self._count
+
+    async def scale(self, count: int, wait: bool = True) -> None:
+        """Set spec.replicas through the scale subresource; with `wait`, until one is ready."""
+        await self._call(self.client.patch(
+            Deployment.Scale, self.deployment, {"spec": {"replicas": count}},
+            namespace=self.namespace, patch_type=PatchType.MERGE,
+        ))  # fmt: skip
+        self._count = count
+        log.info("scaled deployment %s/%s to %d", self.namespace, self.deployment, count)
+        if wait and count > 0:
+            await self.wait_ready(300.0)
+
+    async def ready(self) -> int:
+        """Ready replicas according to the Deployment's status."""
+        deployment: Any = await self._call(self.client.get(Deployment, self.deployment,
+                                                           namespace=self.namespace))  # fmt: skip
+        status = deployment.status
+        return int(status.readyReplicas or 0) if status is not None else 0
+
+    async def wait_ready(self, timeout_s: float, poll_s: float = 1.0) -> int:
+        """Wait until at least one replica is ready (or `timeout_s` passes); ready replicas."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ready = await self.ready()
+            if ready > 0 or time.monotonic() >= deadline:
+                return ready
+            await asyncio.sleep(poll_s)
+
+    async def _call(self, call: Any) -> Any:
+        where = f"{self.namespace}/{self.deployment}"
+        try:
+            return await call
+        except ApiError as exc:
+            status = exc.status
+            raise KubernetesError(
+                f"{where}: {status.code} {status.reason}: {status.message}"
+            ) from None
+        except Exception as exc:  # transport errors, or a non-JSON error body
+            raise KubernetesError(f"{where}: {exc}") from None
