@@ -35,6 +35,7 @@ class Replica:
     load: Load | None = None  # the engine's own report, when it has one
     load_at: float = 0.0  # monotonic time of that report
     managed: bool = False  # started by the local supervisor, which owns its start-up
+    ejected_until: float = 0.0  # monotonic time before which health checks may not readmit it
     extra: dict[str, object] = field(default_factory=dict)
 
 

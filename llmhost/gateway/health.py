@@ -55,6 +55,8 @@ class HealthMonitor:
                 replica.url + adapter.ready_path, timeout=self._timeout
             ) as resp:
                 ok = resp.status == 200
+        if ok and time.monotonic() < replica.ejected_until:
+            return  # sitting out a passive ejection
         if ok:
             replica_set.set_state(replica, ReplicaState.READY)
             if adapter.metrics_path:

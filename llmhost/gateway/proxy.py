@@ -30,6 +30,8 @@ SSE_HEADERS = {
 RETRYABLE_STATUS = frozenset({502, 503})  # engine loading, restarting or overloaded
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"; used in metrics only
+EJECT_AFTER = 3  # server errors in a row before a replica is ejected
+EJECT_S = 10.0  # how long an ejected replica sits out before health checks may readmit it
 
 
 @dataclass(slots=True)
@@ -126,6 +128,10 @@ async def _attempt_once(
         except UpstreamError as exc:
             _failed(route, replica)
             raise _Retry from exc
+        if resp.status >= 500:
+            _errored(route, replica)
+        else:
+            replica.failures = 0
         if resp.status in RETRYABLE_STATUS and not last_try:
             resp.close()
             raise _Retry
@@ -138,7 +144,6 @@ async def _attempt_once(
             resp.close()
             _failed(route, replica)
             raise _Retry from exc
-    replica.failures = 0
     return await _relay_stream(request, resp, events, first, ex, total_deadline)
 
 
@@ -262,6 +267,15 @@ def _failed(route: Route, replica: Replica) -> None:
     """A connection to the replica failed: take it out until a health check brings it back."""
     replica.failures += 1
     route.replica_set.set_state(replica, ReplicaState.DOWN)
+
+
+def _errored(route: Route, replica: Replica) -> None:
+    """The replica answered with a server error. EJECT_AFTER in a row eject it for EJECT_S,
+    even if its health URL still answers; then health checks may bring it back."""
+    replica.failures += 1
+    if replica.failures >= EJECT_AFTER and replica.state is ReplicaState.READY:
+        replica.ejected_until = time.monotonic() + EJECT_S
+        route.replica_set.set_state(replica, ReplicaState.DOWN)
 
 
 def _left(deadline: float) -> float:

@@ -393,3 +393,20 @@ def test_fallback_chain_and_tiers_route_around_a_model_that_is_down() -> None:
             assert status == 404 and "fast" in answer["error"]["message"]
 
     run(scenario)
+
+
+def test_a_replica_failing_in_a_row_is_ejected_despite_a_healthy_health_url() -> None:
+    async def scenario() -> None:
+        async with (
+            standin(fail_status=500) as (bad, bad_url),
+            standin() as (_, good_url),
+            gateway([model("m", bad_url, good_url, routing="round-robin")]) as url,
+        ):
+            body = b'{"model":"m","messages":[{"role":"user","content":"x"}]}'
+            statuses = [(await post(url + "/v1/chat/completions", body))[0] for _ in range(10)]
+            await asyncio.sleep(0.5)  # health checks pass, but the ejection holds
+            statuses += [(await post(url + "/v1/chat/completions", body))[0] for _ in range(4)]
+            assert len(bad.requests) == 3 and statuses.count(500) == 3
+            assert statuses[-8:] == [200] * 8
+
+    run(scenario)

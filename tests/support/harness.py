@@ -19,9 +19,11 @@ from tests.support.standin import StandIn
 
 
 @contextlib.asynccontextmanager
-async def standin(reset_all: bool = False) -> AsyncIterator[tuple[StandIn, str]]:
+async def standin(
+    reset_all: bool = False, fail_status: int | None = None
+) -> AsyncIterator[tuple[StandIn, str]]:
     """A stand-in backend on a free port: (its handler object, its base URL)."""
-    backend = StandIn(reset_all=reset_all)
+    backend = StandIn(reset_all=reset_all, fail_status=fail_status)
     runner = web.AppRunner(backend.app(), handler_cancellation=True, access_log=None)
     await runner.setup()
     port = free_port()

@@ -53,8 +53,9 @@ def _chunk(content: str | None, finish: str | None = None, usage: bool = False) 
 class StandIn:
     """The stand-in's handlers and what it has seen (for tests)."""
 
-    def __init__(self, reset_all: bool = False) -> None:
+    def __init__(self, reset_all: bool = False, fail_status: int | None = None) -> None:
         self.reset_all = reset_all  # behave like a replica that accepts and then dies
+        self.fail_status = fail_status  # behave like a replica that answers every request so
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = 0
@@ -93,10 +94,10 @@ class StandIn:
             return web.Response()
         if steer.get("delay_s"):
             await asyncio.sleep(steer["delay_s"])
-        if steer.get("status"):
+        if steer.get("status") or self.fail_status:
             return web.json_response(
                 {"error": {"message": "stand-in error", "type": "x", "code": None}},
-                status=steer["status"],
+                status=steer.get("status") or self.fail_status,
             )
         if not body.get("stream"):
             return web.Response(body=COMPLETION, content_type="application/json")
