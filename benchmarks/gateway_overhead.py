@@ -192,7 +192,10 @@ def main() -> None:
     HEADERS["Authorization"] = f"Bearer {key}"
     (work / "llmhost.yaml").write_text(yaml.safe_dump({
         "server": {"port": gateway_port, "auth": "keys", "store_url": store_url},
-        "models": [{"name": "m", "engine": "openai", "urls": [backend]}],
+        # The stand-in answers at once with no slots to fill, so lift the per-replica in-flight
+        # cap that protects real engines (4 x parallel): this measures the gateway, not its queue.
+        "models": [{"name": "m", "engine": "openai", "urls": [backend],
+                    "max_inflight_per_replica": 100000}],
     }))  # fmt: skip
     (work / "litellm.yaml").write_text(yaml.safe_dump({
         "model_list": [{"model_name": "m", "litellm_params": {
