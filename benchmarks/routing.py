@@ -102,7 +102,9 @@ async def drive(url: str, conversations: list[list[dict[str, str]]], concurrency
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return ttfts, tokens, time.perf_counter() - started
+    wall = time.perf_counter() - started
+    await client.close()
+    return ttfts, tokens, wall
 
 
 def run_strategy(name: str, conversations: list[list[dict[str, str]]], args: argparse.Namespace,

@@ -28,7 +28,9 @@ class Route:
         self.upstream_model = config.upstream_model or config.name
         self.replica_set = replica_set
         self.metrics = metrics
-        self.strategy: RoutingStrategy = strategy(config.routing, config.load_factor)
+        self.strategy: RoutingStrategy = strategy(
+            config.routing, config.load_factor, slots=config.parallel
+        )
         self.keyed = config.routing == "prefix"
         self.capacity = config.capacity
         self.headers = b""  # extra header lines for the engine, each ending in CRLF

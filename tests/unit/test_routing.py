@@ -77,3 +77,14 @@ def test_strategy_names() -> None:
     assert type(strategy("prefix")).__name__ == "PrefixAffinity"
     assert type(strategy("least-load")).__name__ == "LeastLoad"
     assert type(strategy("round-robin")).__name__ == "RoundRobin"
+
+
+def test_prefix_gives_no_replica_more_prefixes_than_it_has_slots_while_another_has_room() -> None:
+    rs = replicas(4)
+    pa = PrefixAffinity(slots=2)
+    homes = {i: pa.pick(f"system prompt {i}".encode(), rs).id for i in range(8)}  # type: ignore[union-attr]
+    assert sorted(Counter(homes.values()).values()) == [2, 2, 2, 2]
+    again = {i: pa.pick(f"system prompt {i}".encode(), rs).id for i in range(8)}  # type: ignore[union-attr]
+    assert again == homes  # a prefix keeps the replica it was first given
+    ninth = pa.pick(b"system prompt 8", rs)  # all full: the ring decides
+    assert ninth is not None

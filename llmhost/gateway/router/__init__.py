@@ -20,14 +20,14 @@ class RoutingStrategy(Protocol):
         ...
 
 
-def strategy(name: str, load_factor: float = 1.25) -> RoutingStrategy:
+def strategy(name: str, load_factor: float = 1.25, slots: int | None = None) -> RoutingStrategy:
     """The strategy called `name` in config."""
     from llmhost.gateway.router.least_load import LeastLoad
     from llmhost.gateway.router.prefix import PrefixAffinity
     from llmhost.gateway.router.round_robin import RoundRobin
 
     if name == "prefix":
-        return PrefixAffinity(load_factor)
+        return PrefixAffinity(load_factor, slots)
     if name == "least-load":
         return LeastLoad()
     return RoundRobin()

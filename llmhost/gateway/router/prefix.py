@@ -2,9 +2,13 @@
 
 Requests whose prompts start alike (a shared system prompt) hash to the same point on a ring of
 virtual nodes and go to the replica that owns it, where the engine's prefix cache already holds
-that prefix's KV. A replica whose in-flight count would exceed `load_factor` x the mean is
-skipped for the next one on the ring, so a hot prefix spills instead of piling up. The ring is
-rebuilt only when the set of replicas changes; lookup is a binary search.
+that prefix's KV. Two bounds keep that from piling up: a replica whose in-flight count would
+exceed `load_factor` x the mean is skipped for the next one on the ring (a hot prefix spills),
+and a new prefix is not given to a replica that already serves as many distinct prefixes as it
+has cache slots (`slots`), while another has room, since a replica cycling through more
+prefixes than it can cache misses on all of them. A prefix keeps the replica it was first
+given (remembered for the most recent 10,000 prefixes). The ring is rebuilt only when the set of
+replicas changes; lookup is a binary search.
 
 After Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with Bounded Loads" (2018), as
 KubeAI's PrefixHash and vLLM production-stack's prefix router use it.
@@ -15,11 +19,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
-from collections.abc import Collection, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Collection, Iterator, Sequence
 
 from llmhost.engines.replicas import Replica
 
 VIRTUAL_NODES = 100
+REMEMBERED_PREFIXES = 10_000
 
 
 def _hash(data: bytes) -> int:
@@ -27,13 +33,16 @@ def _hash(data: bytes) -> int:
 
 
 class PrefixAffinity:
-    """CHWBL over the replicas' ids."""
+    """CHWBL over the replicas' ids, with prefixes per replica capped at its cache slots."""
 
-    def __init__(self, load_factor: float = 1.25) -> None:
+    def __init__(self, load_factor: float = 1.25, slots: int | None = None) -> None:
         self.load_factor = load_factor
+        self.slots = slots
         self._ids: tuple[str, ...] = ()
         self._points: list[int] = []
         self._owners: list[str] = []
+        self._home: OrderedDict[bytes, str] = OrderedDict()  # prefix -> replica id it was given
+        self._homes = Counter[str]()  # replica id -> prefixes given to it
 
     def _ring(self, replicas: Sequence[Replica]) -> None:
         ids = tuple(sorted(r.id for r in replicas))
@@ -44,35 +53,56 @@ class PrefixAffinity:
         self._ids = ids
         self._points = [point for point, _ in nodes]
         self._owners = [rid for _, rid in nodes]
+        for key in [k for k, rid in self._home.items() if rid not in ids]:
+            self._forget(key)
+
+    def _walk(self, key: bytes) -> Iterator[str]:
+        """Distinct replica ids clockwise from the key's point."""
+        start = bisect.bisect(self._points, _hash(key)) % len(self._points)
+        seen: set[str] = set()
+        for step in range(len(self._points)):
+            rid = self._owners[(start + step) % len(self._points)]
+            if rid not in seen:
+                seen.add(rid)
+                yield rid
+                if len(seen) == len(self._ids):
+                    return
 
     def pick(
         self, key: bytes, replicas: Sequence[Replica], exclude: Collection[Replica] = ()
     ) -> Replica | None:
-        """The first replica clockwise from the key's point whose load stays within bound."""
-        candidates = [r for r in replicas if r not in exclude]
-        if not candidates:
+        """The prefix's replica if within bound, else the next on the ring that is."""
+        by_id = {r.id: r for r in replicas if r not in exclude}
+        if not by_id:
             return None
         self._ring(replicas)
-        by_id = {r.id: r for r in candidates}
         total = sum(r.inflight for r in replicas) + 1  # counting this request
         bound = math.ceil(self.load_factor * total / len(replicas))
-        start = bisect.bisect(self._points, _hash(key)) % len(self._points)
-        seen: set[str] = set()
-        first: Replica | None = None
-        for step in range(len(self._points)):
-            rid = self._owners[(start + step) % len(self._points)]
-            if rid in seen:
-                continue
-            seen.add(rid)
-            replica = by_id.get(rid)
-            if replica is None:
-                continue
-            first = first or replica
-            if replica.inflight + 1 <= bound:
-                return replica
-            if len(seen) == len(self._ids):
-                break
-        return first
+        home = self._home.get(key)
+        order = [rid for rid in self._walk(key) if rid in by_id]
+        if home in by_id:
+            order.remove(home)
+            order.insert(0, home)
+        within = [rid for rid in order if by_id[rid].inflight + 1 <= bound]
+        if home is None and self.slots:
+            roomy = [rid for rid in within if self._homes[rid] < self.slots]
+            within = roomy or within
+        chosen = by_id[within[0] if within else order[0]]
+        if home is None:
+            self._remember(key, chosen.id)
+        else:
+            self._home.move_to_end(key)
+        return chosen
+
+    def _remember(self, key: bytes, rid: str) -> None:
+        self._home[key] = rid
+        self._homes[rid] += 1
+        while len(self._home) > REMEMBERED_PREFIXES:
+            self._forget(next(iter(self._home)))
+
+    def _forget(self, key: bytes) -> None:
+        rid = self._home.pop(key)
+        self._homes[rid] -= 1
 
 
 def prefix_key(payload: dict[str, object], chars: int) -> bytes:
