@@ -28,22 +28,7 @@ sys.path.insert(0, str(ROOT))
 from llmhost.engines.build import build_llama_server  # noqa: E402
 from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.engines.weights import embedded_gguf  # noqa: E402
-from tests.support.processes import engine_pids  # noqa: E402
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise RuntimeError("llmhost up exited")
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("llmhost up not ready")
+from tests.support.processes import engine_pids, wait_http  # noqa: E402
 
 
 async def burst(url: str, count: int) -> tuple[list[float], int]:
@@ -92,7 +77,7 @@ def main() -> None:
     firsts: list[float] = []
     failed = 0
     try:
-        wait_ready(url, proc)
+        wait_http(url + "/ready", proc)
         for round_ in range(args.rounds):
             while engine_pids(proc.pid):  # wait for the idle scale-down to zero
                 time.sleep(0.2)

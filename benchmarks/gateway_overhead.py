@@ -41,6 +41,7 @@ from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.gateway.keys import create_key  # noqa: E402
 from llmhost.gateway.store import open_store  # noqa: E402
 from llmhost.paths import cache_dir  # noqa: E402
+from tests.support.processes import wait_http  # noqa: E402
 
 LITELLM_VERSION = "1.100.5"  # newer releases need a certifi release the registry lacks
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hello there"}],
@@ -70,23 +71,6 @@ class Run:
     @property
     def sustained(self) -> bool:
         return self.errors == 0 and self.achieved >= 0.95 * self.rate and self.pct(99) < 1000
-
-
-def wait_http(
-    url: str, timeout_s: float = 120.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Wait until `url` answers 200."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up in {timeout_s} s")
 
 
 @contextlib.contextmanager

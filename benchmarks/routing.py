@@ -34,6 +34,7 @@ from llmhost.engines.build import build_llama_server  # noqa: E402
 from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.engines.weights import embedded_gguf  # noqa: E402
 from llmhost.gateway.store import open_store  # noqa: E402
+from tests.support.processes import wait_http  # noqa: E402
 
 WORDS = (
     "policy", "support", "customer", "order", "refund", "shipping", "account", "warranty",
@@ -56,21 +57,6 @@ def workload(prompts: list[str], requests: int, seed: int) -> list[list[dict[str
     return [[{"role": "system", "content": rng.choice(prompts)},
              {"role": "user", "content": f"Customer {i} asks about order {rng.randint(1, 9999)}."}]
             for i in range(requests)]  # fmt: skip
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    for _ in range(1800):
-        if proc.poll() is not None:
-            raise RuntimeError("llmhost up exited")
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("llmhost up not ready")
 
 
 async def drive(url: str, conversations: list[list[dict[str, str]]], concurrency: int,
@@ -124,7 +110,7 @@ def run_strategy(name: str, conversations: list[list[dict[str, str]]], args: arg
         proc = subprocess.Popen([sys.executable, "-m", "llmhost", "up", "--config", str(path)],
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        wait_ready(url, proc)
+        wait_http(url + "/ready", proc, timeout_s=600)
         ttfts, tokens, wall = asyncio.run(drive(url, conversations, args.concurrency,
                                                 args.max_tokens))  # fmt: skip
         time.sleep(0.3)

@@ -20,27 +20,12 @@ import yaml
 from llmhost.engines.supervisor import free_port
 from llmhost.gateway.keys import create_key
 from llmhost.gateway.store import open_store
+from tests.support.processes import wait_http
 from tests.support.services import postgres_url, redis_url
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":4}'
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gateway exited:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"gateway not ready:\n{log.read_text()[-2000:]}")
 
 
 @pytest.fixture
@@ -68,7 +53,10 @@ def start(
         proc = subprocess.Popen([sys.executable, "-m", "llmhost", "up", "--config", str(path)],
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc, log)
+    try:
+        wait_http(url + "/ready", proc, timeout_s=30)
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-2000:]}")
     return url, proc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -56,3 +57,23 @@ def port_of(pid: int) -> int:
 def engine_pids(gateway_pid: int) -> list[int]:
     """The llama-server processes the gateway runs."""
     return [p for p in children(gateway_pid) if any("llama-server" in a for a in cmdline(p))]
+
+
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 180.0
+) -> None:
+    """Wait until `url` answers 200; fail early if `proc` has exited."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
