@@ -12,7 +12,7 @@ from rich.console import Console
 from llmhost.errors import LlmhostError, UsageError
 
 if TYPE_CHECKING:
-    from llmhost.gateway.store import KeyRecord, SqlStore
+    from llmhost.gateway.store import SqlStore
 
 app = typer.Typer(
     help="Plan, serve, deploy and measure self-hosted open LLMs.",
@@ -217,14 +217,6 @@ def _moment(text: str, option: str, future: bool) -> float:
     return moment.timestamp()
 
 
-def _key_row(record: KeyRecord) -> dict[str, object]:
-    from dataclasses import asdict
-
-    row = asdict(record)
-    row["models"] = list(record.models) if record.models is not None else None
-    return row
-
-
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Team or customer the key belongs to.")],
@@ -279,7 +271,7 @@ def keys_list(
     except LlmhostError as exc:
         raise fail(exc) from None
     if as_json:
-        typer.echo(orjson.dumps([_key_row(r) for r in records]).decode())
+        typer.echo(orjson.dumps([r.to_dict() for r in records]).decode())
         return
     for r in records:
         state = "revoked" if r.revoked_at else "active"
@@ -305,7 +297,7 @@ def keys_show(
             raise UsageError(f"no key with prefix '{prefix}'")
     except LlmhostError as exc:
         raise fail(exc) from None
-    typer.echo(orjson.dumps(_key_row(record), option=orjson.OPT_INDENT_2).decode())
+    typer.echo(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2).decode())
 
 
 @keys_app.command("revoke")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llmhost.engines.base import EngineAdapter, Load
 
@@ -36,7 +36,6 @@ class Replica:
     load_at: float = 0.0  # monotonic time of that report
     managed: bool = False  # started by the local supervisor, which owns its start-up
     ejected_until: float = 0.0  # monotonic time before which health checks may not readmit it
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 StateListener = Callable[["ReplicaSet", Replica], None]

@@ -10,26 +10,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 from dataclasses import asdict
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from llmhost.errors import UsageError
-from llmhost.gateway.errors import error_response
+from llmhost.gateway.errors import error_response, json_response
 from llmhost.gateway.keys import create_key
-from llmhost.gateway.store import KeyRecord
 from llmhost.gateway.tenancy import Tenancy
 
 CREATE_FIELDS = {"tenant", "name", "rpm", "tpm", "max_concurrent", "monthly_tokens", "models",
                  "expires_at"}  # fmt: skip
-
-
-def key_json(record: KeyRecord) -> dict[str, Any]:
-    """A key record as JSON-ready data (no secret, no hash)."""
-    data = asdict(record)
-    data["models"] = list(record.models) if record.models is not None else None
-    return data
 
 
 class AdminApi:
@@ -62,7 +53,7 @@ class AdminApi:
         if (denied := self._denied(request)) is not None:
             return denied
         records = await asyncio.to_thread(self.tenancy.store.keys, request.query.get("tenant"))
-        return _json({"data": [key_json(r) for r in records]})
+        return json_response({"data": [r.to_dict() for r in records]})
 
     async def create(self, request: web.Request) -> web.Response:
         """POST /admin/keys with {tenant, rpm?, tpm?, max_concurrent?, monthly_tokens?, ...}."""
@@ -81,7 +72,7 @@ class AdminApi:
             secret, record = await asyncio.to_thread(lambda: create_key(self.tenancy.store, **body))
         except (UsageError, TypeError) as exc:
             return error_response("invalid_value", str(exc))
-        return _json({"key": secret, "record": key_json(record)}, status=201)
+        return json_response({"key": secret, "record": record.to_dict()}, status=201)
 
     async def show(self, request: web.Request) -> web.Response:
         """GET /admin/keys/{prefix}."""
@@ -90,7 +81,7 @@ class AdminApi:
         record = await asyncio.to_thread(self.tenancy.store.key, request.match_info["prefix"])
         if record is None:
             return error_response("not_found", "no such key")
-        return _json(key_json(record))
+        return json_response(record.to_dict())
 
     async def revoke(self, request: web.Request) -> web.Response:
         """DELETE /admin/keys/{prefix}: revoke (kept for the audit trail)."""
@@ -99,7 +90,7 @@ class AdminApi:
         done = await asyncio.to_thread(self.tenancy.store.revoke, request.match_info["prefix"])
         if not done:
             return error_response("not_found", "no active key with that prefix")
-        return _json({"revoked": request.match_info["prefix"]})
+        return json_response({"revoked": request.match_info["prefix"]})
 
     async def usage(self, request: web.Request) -> web.Response:
         """GET /admin/usage[?tenant=T&since=UNIX_TIME]."""
@@ -110,8 +101,4 @@ class AdminApi:
         except ValueError:
             return error_response("invalid_value", "'since' must be a Unix time", "since")
         rows = await asyncio.to_thread(self.tenancy.store.usage, request.query.get("tenant"), since)
-        return _json({"data": [asdict(r) for r in rows]})
-
-
-def _json(value: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
+        return json_response({"data": [asdict(r) for r in rows]})

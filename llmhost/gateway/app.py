@@ -21,7 +21,7 @@ from llmhost.config import ServerConfig
 from llmhost.gateway.admin import AdminApi
 from llmhost.gateway.audit import prompt_sha256
 from llmhost.gateway.auth import AuthError
-from llmhost.gateway.errors import error_response
+from llmhost.gateway.errors import error_response, json_response
 from llmhost.gateway.limits import Limits
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.proxy import CLIENT_CLOSED, Exchange, forward
@@ -304,11 +304,11 @@ class Gateway:
             for route in self.routes
             if key is None or _allowed(key, route)
         ]
-        return _json({"object": "list", "data": data})
+        return json_response({"object": "list", "data": data})
 
     async def health(self, request: web.Request) -> web.Response:
         """GET /health: the gateway process is alive."""
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     async def ready(self, request: web.Request) -> web.Response:
         """GET /ready: 200 when every model can serve (a ready replica, or it is at zero and
@@ -316,12 +316,12 @@ class Gateway:
         counts = {route.name: len(route.replica_set.ready()) for route in self.routes}
         waiting = sorted(r.name for r in self.routes if not counts[r.name] and r.wake is None)
         if waiting:
-            return _json(
+            return json_response(
                 {"status": "not ready", "models": counts, "waiting_for": waiting},
                 status=503,
                 headers={"Retry-After": str(self.server.retry_after_s)},
             )
-        return _json({"status": "ready", "models": counts})
+        return json_response({"status": "ready", "models": counts})
 
     async def metrics(self, request: web.Request) -> web.Response:
         """GET /metrics: Prometheus text."""
@@ -338,11 +338,3 @@ class Gateway:
                 headers={"Allow": allowed},
             )
         return error_response("not_found", f"no route {request.method} {request.path}")
-
-
-def _json(
-    value: object, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(value), content_type="application/json", headers=headers
-    )

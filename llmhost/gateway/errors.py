@@ -1,4 +1,4 @@
-"""Error responses in the OpenAI shape, so every OpenAI client can read them."""
+"""JSON responses, and errors in the OpenAI shape so every OpenAI client can read them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ KINDS: dict[str, tuple[int, str]] = {
     "not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "request_too_large": (413, "invalid_request_error"),
-    "unsupported_media_type": (415, "invalid_request_error"),
     "request_timeout": (408, "invalid_request_error"),
     "rate_limit_exceeded": (429, "rate_limit_error"),
     "insufficient_quota": (429, "insufficient_quota"),
@@ -26,6 +25,15 @@ KINDS: dict[str, tuple[int, str]] = {
     "no_backend": (503, "service_unavailable"),
     "upstream_timeout": (504, "timeout"),
 }
+
+
+def json_response(
+    value: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """`value` as a JSON response."""
+    return web.Response(
+        status=status, body=orjson.dumps(value), content_type="application/json", headers=headers
+    )
 
 
 def error_body(code: str, message: str, param: str | None = None) -> bytes:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from llmhost.config import Config, ModelConfig
 from llmhost.engines import LaunchSpec, adapter
-from llmhost.engines.replicas import Replica, ReplicaSet
+from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
 from llmhost.engines.supervisor import LocalSupervisor
 from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
@@ -159,7 +159,7 @@ async def _start_all(supervisors: list[tuple[LocalSupervisor, int]]) -> None:
 def _up(replica_set: ReplicaSet, replica: Replica) -> bool | None:
     if replica not in replica_set.replicas:
         return None
-    return replica.state.value == "ready"
+    return replica.state is ReplicaState.READY
 
 
 def banner(url: str, config: Config) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class KeyRecord:
     revoked_at: float | None = None
     created_at: float = 0.0
     monthly_tokens: int | None = None  # the tenant's budget, read with the key
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output (it holds no secret and no hash)."""
+        data = asdict(self)
+        data["models"] = list(self.models) if self.models is not None else None
+        return data
 
     def refusal(self, now: float) -> str | None:
         """Why this key may not be used at `now`, or None when it may."""
