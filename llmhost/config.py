@@ -55,6 +55,18 @@ class ServerConfig(_Strict):
         return self
 
 
+class ClusterSource(_Strict):
+    """Replicas that are pods of an engine Deployment on Kubernetes, found through the
+    EndpointSlices of its Service and, with `scale`, scaled through the Deployment."""
+
+    deployment: str = Field(min_length=1)
+    service: str | None = None  # default: the deployment's name
+    namespace: str | None = None  # default: the gateway pod's own namespace
+    port: int = Field(8000, ge=1, le=65535)
+    scale: bool = True  # the gateway's autoscaler sets the Deployment's replicas
+    poll_s: float = Field(2.0, gt=0)  # how often the endpoint list is read
+
+
 class ModelConfig(_Strict):
     """One served model: its names, its engine and where its replicas come from."""
 
@@ -65,6 +77,7 @@ class ModelConfig(_Strict):
     weights: str | None = None  # "embedded", a local path, or hf://owner/repo/file[@revision]
     replicas: int = Field(1, ge=0, le=64)
     urls: tuple[str, ...] = ()
+    kubernetes: ClusterSource | None = None  # on a cluster: pods of an engine Deployment
     upstream_model: str | None = None  # the name the engine expects, when not `name`
     fallback: tuple[str, ...] = ()  # models to try, in order, when this one cannot serve
     api_key_env: str | None = None  # environment variable holding the engine's own API key
@@ -102,12 +115,15 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
-        if self.urls and self.weights:
-            raise ValueError("give either 'weights' (llmhost runs the engine) or 'urls', not both")
-        if not self.urls and self.engine != "llamacpp":
+        sources = [s for s in ("weights", "urls", "kubernetes") if getattr(self, s)]
+        if len(sources) > 1:
+            both = " and ".join(repr(s) for s in sources)
+            raise ValueError(f"give one of 'weights', 'urls' or 'kubernetes', not {both}")
+        if not sources:
+            raise ValueError("give 'weights' (embedded, a GGUF path or hf://...), 'urls' or "
+                             "'kubernetes'")  # fmt: skip
+        if self.weights and self.engine != "llamacpp":
             raise ValueError(f"engine '{self.engine}' runs outside llmhost here: give its 'urls'")
-        if not self.urls and not self.weights:
-            raise ValueError("give 'weights' (embedded, a GGUF path or hf://...) or 'urls'")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"url '{url}' must start with http:// or https://")
@@ -115,14 +131,20 @@ class ModelConfig(_Strict):
         if not low <= self.replicas <= high:
             raise ValueError(f"replicas {self.replicas} must be within min_replicas {low} and "
                              f"max_replicas {high}")  # fmt: skip
-        if self.idle_to_zero_s is not None and (low != 0 or not self.managed):
-            raise ValueError("idle_to_zero_s needs min_replicas: 0 and a managed model")
+        if self.idle_to_zero_s is not None and (low != 0 or not self.scalable):
+            raise ValueError("idle_to_zero_s needs min_replicas: 0 and a model llmhost scales "
+                             "(managed, or kubernetes with scale: true)")  # fmt: skip
         return self
 
     @property
     def managed(self) -> bool:
         """True when llmhost runs this model's engine processes itself."""
-        return not self.urls
+        return self.weights is not None
+
+    @property
+    def scalable(self) -> bool:
+        """True when llmhost decides this model's replica count (locally or on a cluster)."""
+        return self.managed or (self.kubernetes is not None and self.kubernetes.scale)
 
 
 class Config(_Strict):

@@ -13,18 +13,13 @@ import logging
 import time
 from typing import Any
 
-from lightkube import AsyncClient, KubeConfig
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
 
-from llmhost.errors import LlmhostError
+from llmhost.gateway.kube_api import KubernetesError, api_call, api_client
 
+__all__ = ["KubernetesError", "KubernetesScaler"]
 log = logging.getLogger("llmhost.kubernetes")
-
-
-class KubernetesError(LlmhostError):
-    """The Kubernetes API refused or failed a scaling call."""
 
 
 class KubernetesScaler:
@@ -33,24 +28,15 @@ class KubernetesScaler:
     def __init__(
         self,
         deployment: str,
-        namespace: str,
+        namespace: str | None = None,
         server: str | None = None,
         token: str = "",
     ) -> None:
         """In a pod, the in-cluster service account is used; `server` (and `token`) name
-        another API server instead."""
+        another API server instead. No `namespace`: the pod's own."""
         self.deployment = deployment
-        self.namespace = namespace
-        config = None
-        if server:
-            config = KubeConfig.from_dict({
-                "apiVersion": "v1", "kind": "Config", "current-context": "llmhost",
-                "clusters": [{"name": "api", "cluster": {"server": server}}],
-                "users": [{"name": "llmhost", "user": {"token": token} if token else {}}],
-                "contexts": [{"name": "llmhost", "context": {"cluster": "api", "user": "llmhost",
-                                                              "namespace": namespace}}],
-            })  # fmt: skip
-        self.client = AsyncClient(config=config, namespace=namespace, field_manager="llmhost")
+        self.client = api_client(namespace, server, token)
+        self.namespace: str = namespace or self.client.namespace
         self._count = 0
 
     @property
@@ -93,13 +79,4 @@ class KubernetesScaler:
             await asyncio.sleep(poll_s)
 
     async def _call(self, call: Any) -> Any:
-        where = f"{self.namespace}/{self.deployment}"
-        try:
-            return await call
-        except ApiError as exc:
-            status = exc.status
-            raise KubernetesError(
-                f"{where}: {status.code} {status.reason}: {status.message}"
-            ) from None
-        except Exception as exc:  # transport errors, or a non-JSON error body
-            raise KubernetesError(f"{where}: {exc}") from None
+        return await api_call(call, f"{self.namespace}/{self.deployment}")

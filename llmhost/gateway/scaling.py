@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from llmhost.config import ModelConfig
+from llmhost.errors import LlmhostError
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.router.least_load import replica_load
 from llmhost.gateway.routes import Route
@@ -86,7 +87,10 @@ class Autoscaler:
     async def run(self, interval_s: float = 1.0) -> None:
         """Decide every `interval_s` until cancelled."""
         while True:
-            await self.step()
+            try:
+                await self.step()
+            except LlmhostError as exc:  # e.g. the Kubernetes API refused; try again later
+                log.warning("scaling %s: %s", self.route.name, exc)
             await asyncio.sleep(interval_s)
 
     async def step(self, now: float | None = None) -> None:

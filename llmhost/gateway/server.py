@@ -14,9 +14,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -33,6 +34,9 @@ from llmhost.gateway.scaling import Autoscaler
 from llmhost.gateway.tenancy import apply_retention, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
+
+if TYPE_CHECKING:
+    from llmhost.gateway.kubernetes_scaler import KubernetesScaler
 
 log = logging.getLogger("llmhost.gateway")
 SHUTDOWN_GRACE_S = 5.0
@@ -90,6 +94,8 @@ async def run_gateway(
     routes: list[Route] = []
     supervisors: list[tuple[LocalSupervisor, int]] = []
     autoscalers: list[Autoscaler] = []
+    cluster_tasks: list[Coroutine[Any, Any, None]] = []  # endpoint discovery, one per model
+    startup: list[Coroutine[Any, Any, None]] = []  # awaited before the autoscalers start
     for item in models:
         model = item.config
         replica_set = ReplicaSet(model.name, adapter(model.engine))
@@ -100,6 +106,8 @@ async def run_gateway(
             replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
         route = Route(model, replica_set, metrics.for_model(model.name))
         routes.append(route)
+        if model.kubernetes is not None:
+            cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup))
         if item.binary is not None and item.weights is not None:
             spec = launch_spec(model, item.weights)
             supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
@@ -124,10 +132,11 @@ async def run_gateway(
         url = f"http://{server.host}:{server.port}"
         log.info("listening on %s", url)
         health_task = asyncio.create_task(monitor.run(), name="health")
+        scaling += [asyncio.ensure_future(task) for task in cluster_tasks]
         retention = asyncio.create_task(
             apply_retention(tenancy.store, server.audit_retention_days), name="retention"
         )
-        starting = asyncio.ensure_future(_start_all(supervisors))
+        starting = asyncio.ensure_future(_start_all(supervisors, startup))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
@@ -152,8 +161,44 @@ async def run_gateway(
         await tenancy.close()
 
 
-async def _start_all(supervisors: list[tuple[LocalSupervisor, int]]) -> None:
-    await asyncio.gather(*(sup.scale(n) for sup, n in supervisors))
+def _cluster_model(
+    route: Route,
+    metrics: GatewayMetrics,
+    autoscalers: list[Autoscaler],
+    startup: list[Coroutine[Any, Any, None]],
+) -> Coroutine[Any, Any, None]:
+    """A model whose replicas are pods: follow its endpoints and, if asked, scale it."""
+    from llmhost.gateway.discovery import EndpointDiscovery
+    from llmhost.gateway.kube_api import api_client
+    from llmhost.gateway.kubernetes_scaler import KubernetesScaler
+
+    source = route.config.kubernetes
+    assert source is not None
+    client = api_client(source.namespace)
+    discovery = EndpointDiscovery(
+        route.replica_set, client, source.service or source.deployment, source.port, source.poll_s
+    )
+    if source.scale:
+        scaler = KubernetesScaler(source.deployment, source.namespace)
+        autoscalers.append(Autoscaler(route, scaler, route.config, metrics))
+        startup.append(_refresh(scaler))
+    return discovery.run()
+
+
+async def _refresh(scaler: KubernetesScaler) -> None:
+    """Learn the Deployment's current replicas before the autoscaler first decides."""
+    from llmhost.gateway.kube_api import KubernetesError
+
+    try:
+        await scaler.refresh()
+    except KubernetesError as exc:
+        log.warning("cannot read replicas of %s: %s", scaler.deployment, exc)
+
+
+async def _start_all(
+    supervisors: list[tuple[LocalSupervisor, int]], startup: list[Coroutine[Any, Any, None]]
+) -> None:
+    await asyncio.gather(*(sup.scale(n) for sup, n in supervisors), *startup)
 
 
 def _up(replica_set: ReplicaSet, replica: Replica) -> bool | None:

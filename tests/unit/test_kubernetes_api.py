@@ -1,5 +1,6 @@
-"""The Kubernetes scaler against a stand-in API server replaying recorded response shapes
-(Scale, Deployment and Status objects as the API server returns them), never a cluster."""
+"""The Kubernetes scaler and endpoint discovery against a stand-in API server replaying recorded
+response shapes (Scale, Deployment, EndpointSliceList and Status objects as the API server
+returns them), never a cluster."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import pytest
 import uvloop
 from aiohttp import web
 
+from llmhost.engines import adapter
+from llmhost.engines.replicas import ReplicaSet, ReplicaState
 from llmhost.engines.supervisor import free_port
+from llmhost.gateway.discovery import EndpointDiscovery
+from llmhost.gateway.kube_api import api_client
 from llmhost.gateway.kubernetes_scaler import KubernetesError, KubernetesScaler
 
 BASE = "/apis/apps/v1/namespaces/llm/deployments/gemma"
@@ -52,12 +57,38 @@ def deployment_object(ready: int) -> dict[str, Any]:
                           if ready else {})}}  # fmt: skip
 
 
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/llm/endpointslices"
+
+
+def endpoint(pod: str, address: str, ready: bool | None = True, terminating: bool = False
+             ) -> dict[str, Any]:  # fmt: skip
+    conditions = {"serving": True, "terminating": terminating}
+    if ready is not None:
+        conditions["ready"] = ready
+    return {"addresses": [address], "conditions": conditions, "nodeName": "gpu-node-1",
+            "targetRef": {"kind": "Pod", "namespace": "llm", "name": pod, "uid": "u-" + pod}}
+
+
+def slice_list(*endpoints: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+            "metadata": {"resourceVersion": "981"},
+            "items": [{"metadata": {"name": "gemma-x7k2p", "namespace": "llm",
+                                    "labels": {"kubernetes.io/service-name": "gemma",
+                                               "endpointslice.kubernetes.io/managed-by":
+                                               "endpointslice-controller.k8s.io"}},
+                       "addressType": "IPv4",
+                       "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
+                       "endpoints": list(endpoints)}]}  # fmt: skip
+
+
 class ApiServer:
     def __init__(self) -> None:
+        self.endpoints: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str, str, Any]] = []
         self.tokens: list[str] = []
         self.replicas = 1
         self.ready_after = 2  # the Deployment reports a ready replica from the 2nd status read
+        self.selectors: list[str] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -70,6 +101,9 @@ class ApiServer:
         self.tokens.append(request.headers.get("Authorization", ""))
         if "/namespaces/other/" in request.path:
             return reply(FORBIDDEN, 403)
+        if request.path == SLICES and request.method == "GET":
+            self.selectors.append(request.query.get("labelSelector", ""))
+            return reply(slice_list(*self.endpoints))
         if request.path == BASE + "/scale" and request.method == "GET":
             return reply(scale_object(self.replicas))
         if request.path == BASE + "/scale" and request.method == "PATCH":
@@ -121,5 +155,51 @@ def test_rbac_refusal_is_a_clear_error() -> None:
             with pytest.raises(KubernetesError, match=r"403 Forbidden: .*cannot patch"):
                 await scaler.scale(2, wait=False)
             assert scaler.count == 0
+
+    uvloop.run(scenario())
+
+
+def test_discovery_follows_ready_endpoints_of_the_service() -> None:
+    async def scenario() -> None:
+        async with api() as (server, url):
+            replicas = ReplicaSet("gemma", adapter("vllm"))
+            discovery = EndpointDiscovery(replicas, api_client("llm", url), "gemma", 8000)
+            server.endpoints = [
+                endpoint("gemma-a", "10.4.0.7"),
+                endpoint("gemma-b", "10.4.1.9", ready=None),  # unset means ready
+                endpoint("gemma-c", "10.4.2.3", ready=False),  # still loading weights
+                endpoint("gemma-d", "fd00::12"),
+            ]
+            await discovery.sync()
+            assert server.selectors[-1] == "kubernetes.io/service-name=gemma"
+            assert {r.id: r.url for r in replicas.replicas} == {
+                "gemma-a": "http://10.4.0.7:8000",
+                "gemma-b": "http://10.4.1.9:8000",
+                "gemma-d": "http://[fd00::12]:8000",
+            }
+            assert all(r.state is ReplicaState.READY for r in replicas.replicas)
+            leaving = next(r for r in replicas.replicas if r.id == "gemma-a")
+            server.endpoints = [
+                endpoint("gemma-a", "10.4.0.7", terminating=True),  # scaled down: draining
+                endpoint("gemma-b", "10.4.1.9"),
+                endpoint("gemma-c", "10.4.2.3"),  # now loaded
+            ]
+            await discovery.sync()
+            assert sorted(r.id for r in replicas.replicas) == ["gemma-b", "gemma-c"]
+            assert leaving.state is ReplicaState.DOWN
+
+    uvloop.run(scenario())
+
+
+def test_discovery_keeps_replicas_when_the_api_fails() -> None:
+    async def scenario() -> None:
+        async with api() as (server, url):
+            replicas = ReplicaSet("gemma", adapter("vllm"))
+            server.endpoints = [endpoint("gemma-a", "10.4.0.7")]
+            await EndpointDiscovery(replicas, api_client("llm", url), "gemma", 8000).sync()
+            refused = EndpointDiscovery(replicas, api_client("other", url), "gemma", 8000)
+            with pytest.raises(KubernetesError, match="endpointslices of gemma"):
+                await refused.sync()
+            assert [r.id for r in replicas.replicas] == ["gemma-a"]
 
     uvloop.run(scenario())
