@@ -101,7 +101,12 @@ def run_strategy(name: str, conversations: list[list[dict[str, str]]], args: arg
         "server": {"port": port, "auth": "open", "store_url": f"sqlite:///{store}"},
         "models": [{"name": "gemma-3-270m", "weights": "embedded", "chat_template": "gemma",
                     "replicas": args.replicas, "parallel": args.parallel,
-                    "context": args.context, "routing": name}],
+                    "context": args.context, "routing": name,
+                    # The same engine for every strategy: prefix routing turns on full-size
+                    # sliding-window KV (so llama-server's prompt cache restores whole
+                    # prefixes); the others get it too, so only the routing differs. The host
+                    # prompt cache is held to a few prompts, as a GPU's KV cache would be.
+                    "args": ["--swa-full", "--cache-ram", str(args.cache_ram_mib)]}],
     }  # fmt: skip
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -144,6 +149,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
+    # llama-server keeps evicted prompts in host memory (8 GiB by default), which would let every
+    # replica cache every prompt of this small workload: the case where routing cannot matter.
+    # 40 MiB holds about two of these prompts' KV (Gemma 3 270M: 18 KiB per token).
+    parser.add_argument("--cache-ram-mib", type=int, default=40)
     args = parser.parse_args()
     build_llama_server()
     embedded_gguf()

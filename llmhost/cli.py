@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +13,12 @@ from rich.console import Console
 from llmhost.errors import LlmhostError, UsageError
 
 if TYPE_CHECKING:
+    from lightkube import AsyncClient
+    from rich.table import Table
+
+    from llmhost.deploy.apply import Change, Rollout
     from llmhost.gateway.store import SqlStore
+    from llmhost.plan import Plan
 
 app = typer.Typer(
     help="Plan, serve, deploy and measure self-hosted open LLMs.",
@@ -345,6 +351,225 @@ def usage(
     from llmhost.gateway.usage import print_usage
 
     print_usage(report)
+
+
+@app.command()
+def render(
+    plans: Annotated[
+        list[str],
+        typer.Argument(help="Plan JSON files (llmhost plan --json), or model ids to plan here."),
+    ],
+    out: Annotated[Path, typer.Option(help="Directory to write (a Kustomize directory).")],
+    compose: Annotated[
+        bool, typer.Option("--compose", help="Write docker-compose.yaml for one host instead.")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    provider: Annotated[
+        str | None, typer.Option(help="Node labels: gke, eks or generic (default: the plan's).")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Planning a model id: GPU type.")] = None,
+    quant: Annotated[str | None, typer.Option(help="Planning a model id: weight format.")] = None,
+    gpu_count: Annotated[
+        int | None, typer.Option(help="Planning a model id: GPUs per replica.")
+    ] = None,
+    context: Annotated[int | None, typer.Option(help="Planning a model id: context.")] = None,
+    spot: Annotated[bool, typer.Option(help="Planning a model id: allow spot.")] = False,
+    engine: Annotated[
+        str | None, typer.Option(help="Engine instead of the plan's: vllm, llamacpp, ollama.")
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint: OWNER/REPO[@rev], hf://owner/repo/file.gguf, ollama://tag."),
+    ] = None,
+    gateway_image: Annotated[str | None, typer.Option(help="The gateway's image.")] = None,
+    gateway_replicas: Annotated[int, typer.Option(help="Gateway replicas (2+ for HA).")] = 2,
+    scaler: Annotated[
+        str, typer.Option(help="Who scales engines: gateway (default) or keda.")
+    ] = "gateway",
+    scale_to_zero: Annotated[
+        bool, typer.Option(help="Engines go to zero replicas when idle.")
+    ] = False,
+    redis_url: Annotated[
+        str | None, typer.Option(help="External Redis for limits (default: one in-cluster).")
+    ] = None,
+    storage_class: Annotated[
+        str | None, typer.Option(help="StorageClass of the weights volume (ReadWriteMany).")
+    ] = None,
+    ingress_host: Annotated[
+        str | None, typer.Option(help="Expose the gateway on this host name with TLS.")
+    ] = None,
+) -> None:
+    """Write Kubernetes manifests (or a Compose file) for one or more plans."""
+    from llmhost.deploy.compose import render_compose
+    from llmhost.deploy.kubernetes import dump, render, write_kustomize
+    from llmhost.deploy.options import RenderOptions
+
+    try:
+        if scaler not in ("gateway", "keda"):
+            raise UsageError(f"--scaler must be gateway or keda, not '{scaler}'")
+        options = RenderOptions(
+            namespace=namespace, provider=provider, engine=engine, weights=weights,
+            gateway_replicas=gateway_replicas, scaler=scaler,  # type: ignore[arg-type]
+            scale_to_zero=scale_to_zero, redis_url=redis_url, storage_class=storage_class,
+            ingress_host=ingress_host,
+        )  # fmt: skip
+        if gateway_image:
+            options = dataclasses.replace(options, gateway_image=gateway_image)
+        loaded = [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in plans]
+        if compose:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / "docker-compose.yaml"
+            path.write_text(dump([render_compose(loaded, options)]))
+            written = [path]
+        else:
+            written = write_kustomize(render(loaded, options), out)
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def apply(
+    directory: Annotated[Path, typer.Argument(help="A directory written by `llmhost render`.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask the server what would change; print diffs.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for rollouts and downloads.")] = True,
+    timeout: Annotated[float, typer.Option(help="Longest wait, seconds.")] = 1800.0,
+) -> None:
+    """Server-side apply the rendered objects (kubeconfig as kubectl finds it), then follow
+    the rollout."""
+    import asyncio
+
+    from llmhost.deploy.apply import apply_objects, load_directory
+
+    def report(change: Change) -> None:
+        if dry_run:
+            if change.diff:
+                typer.echo(change.diff, nl=False)
+            typer.echo(f"{change.target} {change.action} (dry run)")
+        else:
+            typer.echo(f"{change.target} {change.action}")
+
+    async def run() -> list[Rollout] | None:
+        objects = load_directory(directory)
+        client = _kube_client()
+        try:
+            await apply_objects(client, objects, dry_run, report)
+            namespaces = {o.metadata.name for o in objects if o.kind == "Namespace"}
+            if dry_run or not wait or len(namespaces) != 1:
+                return None
+            return await _follow(client, namespaces.pop(), timeout)
+        finally:
+            await client.close()
+
+    try:
+        states = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    if states is not None and not all(s.done for s in states):
+        waiting = ", ".join(s.target for s in states if not s.done)
+        raise fail(LlmhostError(f"not rolled out within {timeout:g} s: {waiting}"))
+
+
+@app.command()
+def status(
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+) -> None:
+    """Rollout state of llmhost's Deployments and download Jobs in a namespace."""
+    import asyncio
+
+    from llmhost.deploy.apply import rollout_state
+    from llmhost.gateway.kube_api import api_call
+
+    async def run() -> list[Rollout]:
+        client = _kube_client()
+        try:
+            states: list[Rollout] = await api_call(rollout_state(client, namespace), namespace)
+            return states
+        finally:
+            await client.close()
+
+    try:
+        states = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    _rollout_table(states, Console())
+
+
+def _kube_client() -> AsyncClient:
+    """A client from the kubeconfig (KUBECONFIG, ~/.kube/config) or the pod's service account."""
+    from lightkube import AsyncClient
+    from lightkube.core.exceptions import ConfigError
+
+    try:
+        return AsyncClient(field_manager="llmhost-apply")
+    except ConfigError as exc:
+        raise LlmhostError(f"no Kubernetes configuration: {exc}") from None
+
+
+async def _follow(client: AsyncClient, namespace: str, timeout: float) -> list[Rollout]:
+    """Wait for the rollout with a live table (plain lines when not on a terminal)."""
+    from rich.live import Live
+
+    from llmhost.deploy.apply import wait_rollout
+
+    console = Console()
+    if not console.is_terminal:
+        seen: set[tuple[str, int, int, bool]] = set()
+
+        def show(states: list[Rollout]) -> None:
+            for s in states:
+                key = (s.target, s.ready, s.desired, s.done)
+                if key not in seen:
+                    seen.add(key)
+                    typer.echo(f"{s.target}: {s.ready}/{s.desired} {'done' if s.done else '...'}")
+
+        return await wait_rollout(client, namespace, timeout, show)
+    with Live(console=console, refresh_per_second=2) as live:
+        return await wait_rollout(
+            client, namespace, timeout, lambda states: live.update(_rollout_table(states))
+        )
+
+
+def _rollout_table(states: list[Rollout], console: Console | None = None) -> Table:
+    """Ready/desired per object, printed when `console` is given."""
+    from rich.table import Table
+
+    table = Table("object", "ready", "state")
+    for s in states:
+        state = "done" if s.done else "rolling out"
+        table.add_row(s.target, f"{s.ready}/{s.desired}", f"{state} {s.note}".strip())
+    if console is not None:
+        console.print(table)
+    return table
+
+
+def _plan_from(
+    source: str,
+    gpu: str | None,
+    quant: str | None,
+    gpu_count: int | None,
+    context: int | None,
+    spot: bool,
+) -> Plan:
+    """A plan from a JSON file, or planned now for a model id with the given flags."""
+    from llmhost.plan import Plan, plan_for
+
+    path = Path(source)
+    if source.endswith(".json") or path.is_file():
+        try:
+            return Plan.from_json(path.read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read plan {source}: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{source} is not a plan written by `llmhost plan --json`: "
+                             f"{exc}") from None  # fmt: skip
+    return plan_for(
+        source, gpus=[gpu] if gpu else None, quantizations=[quant] if quant else None,
+        gpu_count=gpu_count, context=context, spot=spot,
+    )  # fmt: skip
 
 
 def main() -> None:

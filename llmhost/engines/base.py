@@ -41,6 +41,7 @@ class LaunchSpec:
     kv_cache_dtype: str | None = None
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
+    prefix_reuse: bool = False  # keep what it takes to reuse any cached prompt prefix
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 

@@ -44,7 +44,8 @@ class LlamaCppAdapter(AdapterBase):
     kv_metrics = (("llamacpp:kv_cache_usage_ratio", 1.0),)
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
-        """llama-server flags: the context is split evenly over `parallel` slots."""
+        """llama-server flags: the context is split evenly over `parallel` slots; with
+        `prefix_reuse`, full-size sliding-window KV so cached prefixes restore whole."""
         args = [
             "--model", spec.weights, "--alias", spec.served_name,
             "--host", spec.host, "--port", str(spec.port),
@@ -55,6 +56,10 @@ class LlamaCppAdapter(AdapterBase):
             args += ["--threads", str(spec.threads)]
         if spec.chat_template:
             args += chat_template_args(spec.chat_template)
+        if spec.prefix_reuse and "--swa-full" not in spec.extra_args:
+            # Sliding-window layers (Gemma 3) otherwise keep only the last window, and a prompt
+            # restored from the prompt cache can reuse at most that much of its prefix.
+            args.append("--swa-full")
         if spec.kv_cache_dtype:
             args += ["--cache-type-k", spec.kv_cache_dtype, "--cache-type-v", spec.kv_cache_dtype]
         return [*args, *spec.extra_args]

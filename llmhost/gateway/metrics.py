@@ -86,6 +86,18 @@ class GatewayMetrics:
             "llmhost_desired_replicas", "Replicas the autoscaler wants, by model.", ["model"],
             registry=r,
         )  # fmt: skip
+        self.queued = Gauge(
+            "llmhost_queued_requests", "Requests waiting for a replica, by model.", ["model"],
+            registry=r,
+        )  # fmt: skip
+        self.tenant_tokens = Gauge(
+            "llmhost_tenant_tokens_month", "Tokens a tenant used this calendar month (UTC).",
+            ["tenant"], registry=r,
+        )  # fmt: skip
+        self.budget_used = Gauge(
+            "llmhost_tenant_budget_used_ratio", "Share of its monthly token budget a tenant used.",
+            ["tenant"], registry=r,
+        )  # fmt: skip
         self.scale_events = Counter(
             "llmhost_scale_events", "Scaling decisions carried out, by model and direction.",
             ["model", "direction"], registry=r,

@@ -16,6 +16,7 @@ import os
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
 from llmhost.gateway.scaling import Autoscaler
-from llmhost.gateway.tenancy import apply_retention, open_tenancy
+from llmhost.gateway.tenancy import apply_retention, export_budgets, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
@@ -77,6 +78,7 @@ def launch_spec(model: ModelConfig, weights: Path) -> LaunchSpec:
         parallel=model.parallel,
         threads=threads,
         chat_template=model.chat_template,
+        prefix_reuse=model.routing == "prefix",
         extra_args=model.args,
     )
 
@@ -105,6 +107,7 @@ async def run_gateway(
         for i, url in enumerate(model.urls):
             replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
         route = Route(model, replica_set, metrics.for_model(model.name))
+        metrics.queued.labels(model.name).set_function(partial(getattr, route, "queued"))
         routes.append(route)
         if model.kubernetes is not None:
             cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup))
@@ -136,6 +139,7 @@ async def run_gateway(
         retention = asyncio.create_task(
             apply_retention(tenancy.store, server.audit_retention_days), name="retention"
         )
+        scaling.append(asyncio.create_task(export_budgets(tenancy.store, metrics), name="budgets"))
         starting = asyncio.ensure_future(_start_all(supervisors, startup))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)

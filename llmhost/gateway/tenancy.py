@@ -13,8 +13,9 @@ from typing import Any
 from llmhost.config import ServerConfig
 from llmhost.gateway.audit import AuditLog, open_jsonl
 from llmhost.gateway.auth import Authenticator
-from llmhost.gateway.limits import Counters
+from llmhost.gateway.limits import Counters, month_start
 from llmhost.gateway.limits.memory import MemoryCounters
+from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.store import SqlStore, open_store
 
 
@@ -50,6 +51,26 @@ async def apply_retention(store: SqlStore, days: int, every_s: float = 86400.0) 
     while True:
         await asyncio.to_thread(store.purge_audit, time.time() - days * 86400)
         await asyncio.sleep(every_s)
+
+
+async def export_budgets(store: SqlStore, metrics: GatewayMetrics, every_s: float = 60.0) -> None:
+    """Publish each tenant's month-to-date tokens and budget share as gauges (run as a task).
+
+    Read from the shared store, so every gateway replica reports the same figures; the request
+    path is untouched.
+    """
+    while True:
+        await asyncio.to_thread(_budget_figures, store, metrics)
+        await asyncio.sleep(every_s)
+
+
+def _budget_figures(store: SqlStore, metrics: GatewayMetrics) -> None:
+    since = month_start()
+    for tenant in store.tenants():
+        used = store.tokens_since(tenant.name, since)
+        metrics.tenant_tokens.labels(tenant.name).set(used)
+        if tenant.monthly_tokens:
+            metrics.budget_used.labels(tenant.name).set(used / tenant.monthly_tokens)
 
 
 def open_tenancy(server: ServerConfig) -> Tenancy:

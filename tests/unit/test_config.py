@@ -44,12 +44,17 @@ def test_config_from_env_path(tmp_path: Path) -> None:
     [
         ("models: [{name: a, engine: vllm, weights: x}]", "engine 'vllm' runs outside llmhost"),
         ("models: [{name: a, weights: x, urls: ['http://h']}]", "not 'weights' and 'urls'"),
-        ("models: [{name: a, urls: ['http://h'], kubernetes: {deployment: a}}]",
-         "not 'urls' and 'kubernetes'"),
+        (
+            "models: [{name: a, urls: ['http://h'], kubernetes: {deployment: a}}]",
+            "not 'urls' and 'kubernetes'",
+        ),
         ("models: [{name: a}]", "give 'weights'"),
         ("models: [{name: a, kubernetes: {deployment: ''}}]", "models.0.kubernetes.deployment"),
-        ("models: [{name: a, kubernetes: {deployment: a, scale: false}, min_replicas: 0, "
-         "idle_to_zero_s: 60}]", "needs min_replicas: 0 and a model llmhost scales"),
+        (
+            "models: [{name: a, kubernetes: {deployment: a, scale: false}, min_replicas: 0, "
+            "idle_to_zero_s: 60}]",
+            "needs min_replicas: 0 and a model llmhost scales",
+        ),
         ("models: [{name: a, urls: ['ftp://h']}]", "must start with http"),
         ("models: [{name: a, weights: x}, {name: b, weights: y, aliases: [a]}]", "used twice"),
         ("models: [{name: a, weights: x, replicas: -1}]", "models.0.replicas"),
@@ -82,8 +87,10 @@ def test_bad_environment_value(tmp_path: Path) -> None:
 
 def test_a_cluster_model_scales_through_its_deployment(tmp_path: Path) -> None:
     path = tmp_path / "llmhost.yaml"
-    path.write_text("models: [{name: llama, engine: vllm, min_replicas: 0, max_replicas: 4, "
-                    "idle_to_zero_s: 600, kubernetes: {deployment: llama-engine, port: 8000}}]")
+    path.write_text(
+        "models: [{name: llama, engine: vllm, min_replicas: 0, max_replicas: 4, "
+        "idle_to_zero_s: 600, kubernetes: {deployment: llama-engine, port: 8000}}]"
+    )
     model = load_config(path, environ={}).models[0]
     assert model.kubernetes is not None and model.kubernetes.service is None
     assert model.scalable and not model.managed

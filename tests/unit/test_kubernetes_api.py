@@ -65,8 +65,12 @@ def endpoint(pod: str, address: str, ready: bool | None = True, terminating: boo
     conditions = {"serving": True, "terminating": terminating}
     if ready is not None:
         conditions["ready"] = ready
-    return {"addresses": [address], "conditions": conditions, "nodeName": "gpu-node-1",
-            "targetRef": {"kind": "Pod", "namespace": "llm", "name": pod, "uid": "u-" + pod}}
+    return {
+        "addresses": [address],
+        "conditions": conditions,
+        "nodeName": "gpu-node-1",
+        "targetRef": {"kind": "Pod", "namespace": "llm", "name": pod, "uid": "u-" + pod},
+    }
 
 
 def slice_list(*endpoints: dict[str, Any]) -> dict[str, Any]:

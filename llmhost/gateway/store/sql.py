@@ -155,6 +155,11 @@ class SqlStore:
         rows = self._rows("SELECT name, monthly_tokens FROM tenants WHERE name = ?", (name,))
         return Tenant(rows[0][0], rows[0][1]) if rows else None
 
+    def tenants(self) -> list[Tenant]:
+        """Every tenant, by name."""
+        rows = self._rows("SELECT name, monthly_tokens FROM tenants ORDER BY name")
+        return [Tenant(row[0], row[1]) for row in rows]
+
     # keys
     def add_key(self, record: KeyRecord, key_hash: str) -> None:
         """Store a new key's hash and settings."""

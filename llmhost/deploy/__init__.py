@@ -1,0 +1,1 @@
+"""Deploy: Kubernetes manifests and a Compose file made from a `Plan`."""

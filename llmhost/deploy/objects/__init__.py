@@ -1,0 +1,1 @@
+"""Builders of Kubernetes objects, one module per concern; each returns plain dicts."""
