@@ -186,7 +186,14 @@ def _cluster_model(
         scaler = KubernetesScaler(source.deployment, source.namespace)
         autoscalers.append(Autoscaler(route, scaler, route.config, metrics))
         startup.append(_refresh(scaler))
+    elif route.config.bounds[0] == 0:
+        # Another scaler (KEDA) lifts it from zero on the queue metric: requests wait for it.
+        route.wake = _external_wake
     return discovery.run()
+
+
+def _external_wake() -> None:
+    """Nothing to do: an outside scaler sees the queued requests and adds a replica."""
 
 
 async def _refresh(scaler: KubernetesScaler) -> None:

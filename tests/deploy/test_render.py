@@ -306,3 +306,21 @@ def test_render_cli_writes_the_directory_and_reports_bad_plan_files(tmp_path: Pa
     done = subprocess.run([*run, str(bad), "--out", str(tmp_path / "x")], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "is not a plan written by `llmhost plan --json`" in done.stderr
+
+
+def test_ollama_is_an_alternative_engine() -> None:
+    options = RenderOptions(engine="ollama", weights="ollama://gemma3:270m")
+    objects = render([CASES[2].plan], options)
+    for item in objects:
+        validate(item)
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    pod = by_name[("Deployment", "engine-gemma-3-270m")]["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["OLLAMA_HOST"] == "0.0.0.0:8000" and env["OLLAMA_MODELS"] == "/models/ollama"
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/api/version"
+    job = by_name[("Job", "download-gemma-3-270m")]["spec"]["template"]["spec"]["containers"][0]
+    assert job["image"].startswith("ollama/ollama:") and "ollama pull 'gemma3:270m'" in job[
+        "command"][2]  # fmt: skip
+    assert ("PodMonitor", "llmhost-engines") not in by_name  # Ollama exports no metrics
+    with pytest.raises(DeployError, match="needs --weights ollama://"):
+        render([CASES[2].plan], RenderOptions(engine="ollama"))

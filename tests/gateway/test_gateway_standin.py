@@ -344,6 +344,8 @@ def test_queue_holds_what_fits_and_refuses_the_rest_with_retry_after() -> None:
             await asyncio.sleep(0.1)
             second = asyncio.ensure_future(post(url + "/v1/chat/completions", slow))
             await asyncio.sleep(0.1)
+            _, _, page = await get(url + "/metrics")
+            assert samples(page.decode())[("llmhost_queued_requests", (("model", "m"),))] == 1
             status, headers, answer = await post(url + "/v1/chat/completions", slow)
             assert status == 503 and headers["Retry-After"] == "2"  # queue full: refused at once
             assert answer["error"]["code"] == "no_backend"

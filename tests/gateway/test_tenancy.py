@@ -166,6 +166,40 @@ def test_monthly_budget_stops_requests_once_spent(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_tenant_usage_and_budget_share_are_exported_from_the_store(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from llmhost.gateway.metrics import GatewayMetrics
+    from llmhost.gateway.store import AuditRecord
+    from llmhost.gateway.tenancy import export_budgets
+
+    store = open_store(f"sqlite:///{tmp_path / 'llmhost.db'}")
+    store.set_tenant("acme", 1000, keep_budget=False)
+    store.set_tenant("free", None, keep_budget=False)
+    now = time.time()
+    store.add_audit(
+        [
+            AuditRecord(now, "k", "acme", "m", "r", 200, 300, 150, None, 9.0, None),
+            AuditRecord(now, "k", "free", "m", "r", 200, 10, 5, None, 9.0, None),
+        ]
+    )
+    metrics = GatewayMetrics()
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(export_budgets(store, metrics, every_s=0.05))
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    uvloop.run(scenario())
+    values = {(s.name, tuple(s.labels.values())): s.value
+              for f in text_string_to_metric_families(metrics.render().decode())
+              for s in f.samples}  # fmt: skip
+    assert values[("llmhost_tenant_tokens_month", ("acme",))] == 450
+    assert values[("llmhost_tenant_budget_used_ratio", ("acme",))] == 0.45
+    assert values[("llmhost_tenant_tokens_month", ("free",))] == 15
+    assert ("llmhost_tenant_budget_used_ratio", ("free",)) not in values  # no budget, no share
+
+
 def test_audit_has_counts_and_a_prompt_hash_never_content_or_keys(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

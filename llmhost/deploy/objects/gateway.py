@@ -42,8 +42,9 @@ def gateway_config(engines: list[EngineDeployment], options: RenderOptions, redi
             "min_replicas": engine.min_replicas,
             "max_replicas": engine.replicas,
         }  # fmt: skip
-        if options.scale_to_zero and options.scaler == "gateway":
-            model["idle_to_zero_s"] = options.idle_to_zero_s
+        if options.scale_to_zero:
+            if options.scaler == "gateway":
+                model["idle_to_zero_s"] = options.idle_to_zero_s
             # A cold start loads weights: hold the first request for as long as that takes.
             model["queue_wait_s"] = float(engine.startup_budget_s)
         models.append(model)

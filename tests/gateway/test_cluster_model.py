@@ -1,0 +1,184 @@
+"""A cluster model end to end, without a cluster: the gateway finds replicas through a stand-in
+Kubernetes API (EndpointSlices of the engine's Service) and scales the engine Deployment through
+its scale subresource, in front of stand-in engines on loopback addresses. The API stand-in
+answers the way the real one does for the calls the gateway makes; the engines are stand-ins
+because what is under test is the gateway's discovery, routing and scale-from-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import uvloop
+import yaml
+from aiohttp import web
+
+from llmhost.config import ClusterSource, ModelConfig
+from llmhost.engines.supervisor import free_port
+from tests.support.harness import gateway
+from tests.support.standin import StandIn
+
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/llm/endpointslices"
+SCALE = "/apis/apps/v1/namespaces/llm/deployments/engine-gemma/scale"
+
+
+class Cluster:
+    """The API calls the gateway makes: list EndpointSlices, get and patch the scale."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.replicas = 0
+        self.pods: dict[str, str] = {}  # pod name -> address
+        self.terminating: set[str] = set()
+        self.patches: list[int] = []
+        self.start_pod: str | None = None  # a pod that becomes ready when scaled up
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.path == SLICES:
+            assert request.query["labelSelector"] == "kubernetes.io/service-name=engine-gemma"
+            endpoints = [{"addresses": [address], "targetRef": {"kind": "Pod", "name": pod},
+                          "conditions": {"ready": pod not in self.terminating,
+                                         "terminating": pod in self.terminating}}
+                         for pod, address in sorted(self.pods.items())]  # fmt: skip
+            return _json({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                          "metadata": {}, "items": [{
+                              "metadata": {"name": "engine-gemma-abc", "namespace": "llm"},
+                              "addressType": "IPv4", "endpoints": endpoints,
+                              "ports": [{"name": "http", "port": self.port}]}]})  # fmt: skip
+        if request.path == SCALE:
+            if request.method == "PATCH":
+                self.replicas = json.loads(await request.read())["spec"]["replicas"]
+                self.patches.append(self.replicas)
+                if self.replicas and self.start_pod:
+                    asyncio.get_running_loop().call_later(0.5, self._pod_ready)
+            return _json({"kind": "Scale", "apiVersion": "autoscaling/v1",
+                          "metadata": {"name": "engine-gemma", "namespace": "llm"},
+                          "spec": {"replicas": self.replicas}})  # fmt: skip
+        return _json({"kind": "Status", "code": 404, "reason": "NotFound"}, 404)
+
+    def _pod_ready(self) -> None:
+        assert self.start_pod is not None
+        self.pods[self.start_pod] = "127.0.0.4"
+
+
+def _json(value: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(value).encode(),
+                        headers={"Content-Type": "application/json"})  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> AsyncIterator[tuple[Cluster, dict[str, StandIn]]]:  # fmt: skip
+    """The API stand-in (via KUBECONFIG) and engines on 127.0.0.2-4, all on one port."""
+    engine_port, api_port = free_port(), free_port()
+    state = Cluster(engine_port)
+    api = web.Application()
+    api.router.add_route("*", "/{path:.*}", state.handle)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
+        "users": [{"name": "u", "user": {"token": "sa-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "llm"}}],
+    }))  # fmt: skip
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    engines = {f"127.0.0.{i}": StandIn() for i in (2, 3, 4)}
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(serve(api, "127.0.0.1", api_port))
+        for address, engine in engines.items():
+            await stack.enter_async_context(serve(engine.app(), address, engine_port))
+        yield state, engines
+
+
+def model(port: int, **settings: Any) -> ModelConfig:
+    source = ClusterSource(deployment="engine-gemma", port=port, poll_s=0.1)
+    return ModelConfig(name="gemma", engine="vllm", kubernetes=source, **settings)
+
+
+async def ask(url: str) -> str:
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    try:
+        reply = await client.chat.completions.create(
+            model="gemma", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
+        return reply.choices[0].message.content or ""
+    finally:
+        await client.close()
+
+
+def test_replicas_follow_the_services_endpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        async with cluster(tmp_path, monkeypatch) as (state, engines):
+            state.replicas = 1
+            state.pods = {"engine-gemma-a": "127.0.0.2"}
+            config = model(state.port, min_replicas=1, max_replicas=1)
+            async with gateway([config]) as url:
+                assert await ask(url) == "Hello from the stand-in."
+                assert len(engines["127.0.0.2"].requests) == 1
+                # A rollout: the old pod terminates, a new one is ready elsewhere.
+                state.terminating = {"engine-gemma-a"}
+                state.pods["engine-gemma-b"] = "127.0.0.3"
+                await asyncio.sleep(0.5)
+                for _ in range(3):
+                    await ask(url)
+                assert len(engines["127.0.0.2"].requests) == 1
+                assert len(engines["127.0.0.3"].requests) == 3
+
+    uvloop.run(scenario())
+
+
+def test_a_request_at_zero_scales_the_deployment_and_waits(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:  # fmt: skip
+    async def scenario() -> None:
+        async with cluster(tmp_path, monkeypatch) as (state, engines):
+            state.start_pod = "engine-gemma-c"  # ready half a second after the patch
+            config = model(state.port, min_replicas=0, max_replicas=2, idle_to_zero_s=600)
+            async with gateway([config]) as url:
+                assert state.patches == []  # at zero, nothing to do until a request comes
+                assert await ask(url) == "Hello from the stand-in."
+                assert state.patches == [1] and state.replicas == 1
+                assert len(engines["127.0.0.4"].requests) == 1
+
+    uvloop.run(scenario())
+
+
+def test_with_an_outside_scaler_a_request_at_zero_waits_for_its_replica(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KEDA scales on the gateway's queue metric; the gateway only holds the request."""
+
+    async def scenario() -> None:
+        async with cluster(tmp_path, monkeypatch) as (state, engines):
+            source = ClusterSource(deployment="engine-gemma", port=state.port, poll_s=0.1,
+                                   scale=False)  # fmt: skip
+            config = ModelConfig(name="gemma", engine="vllm", kubernetes=source,
+                                 min_replicas=0, max_replicas=2, queue_wait_s=10)  # fmt: skip
+            async with gateway([config]) as url:
+                asyncio.get_running_loop().call_later(
+                    0.5, state.pods.__setitem__, "engine-gemma-d", "127.0.0.3"
+                )
+                assert await ask(url) == "Hello from the stand-in."
+                assert state.patches == []  # the gateway left the replica count alone
+                assert len(engines["127.0.0.3"].requests) == 1
+
+    uvloop.run(scenario())
