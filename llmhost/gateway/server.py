@@ -37,6 +37,8 @@ from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
 if TYPE_CHECKING:
+    from lightkube import AsyncClient
+
     from llmhost.gateway.kubernetes_scaler import KubernetesScaler
 
 log = logging.getLogger("llmhost.gateway")
@@ -98,6 +100,7 @@ async def run_gateway(
     autoscalers: list[Autoscaler] = []
     cluster_tasks: list[Coroutine[Any, Any, None]] = []  # endpoint discovery, one per model
     startup: list[Coroutine[Any, Any, None]] = []  # awaited before the autoscalers start
+    kube_clients: list[AsyncClient] = []  # closed at shutdown
     for item in models:
         model = item.config
         replica_set = ReplicaSet(model.name, adapter(model.engine))
@@ -110,7 +113,7 @@ async def run_gateway(
         metrics.queued.labels(model.name).set_function(partial(getattr, route, "queued"))
         routes.append(route)
         if model.kubernetes is not None:
-            cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup))
+            cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup, kube_clients))
         if item.binary is not None and item.weights is not None:
             spec = launch_spec(model, item.weights)
             supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
@@ -161,6 +164,7 @@ async def run_gateway(
         await runner.cleanup()
         await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
         await session.close()
+        await asyncio.gather(*(client.close() for client in kube_clients))
         pool.close()
         await tenancy.close()
 
@@ -170,6 +174,7 @@ def _cluster_model(
     metrics: GatewayMetrics,
     autoscalers: list[Autoscaler],
     startup: list[Coroutine[Any, Any, None]],
+    clients: list[AsyncClient],
 ) -> Coroutine[Any, Any, None]:
     """A model whose replicas are pods: follow its endpoints and, if asked, scale it."""
     from llmhost.gateway.discovery import EndpointDiscovery
@@ -179,11 +184,13 @@ def _cluster_model(
     source = route.config.kubernetes
     assert source is not None
     client = api_client(source.namespace)
+    clients.append(client)
     discovery = EndpointDiscovery(
         route.replica_set, client, source.service or source.deployment, source.port, source.poll_s
     )
     if source.scale:
         scaler = KubernetesScaler(source.deployment, source.namespace)
+        clients.append(scaler.client)
         autoscalers.append(Autoscaler(route, scaler, route.config, metrics))
         startup.append(_refresh(scaler))
     elif route.config.bounds[0] == 0:

@@ -53,6 +53,17 @@ def test_prefix_spills_past_the_load_bound_and_comes_back() -> None:
     assert pa.pick(b"hot prefix", rs) is home
 
 
+def test_prefix_never_spills_below_the_replicas_own_slots() -> None:
+    rs = replicas(4)
+    pa = PrefixAffinity(load_factor=1.25, slots=4)
+    home = pa.pick(b"hot prefix", rs)
+    assert home is not None
+    home.inflight = 3  # over 1.25 x the mean, but the engine batches 4 side by side
+    assert pa.pick(b"hot prefix", rs) is home
+    home.inflight = 4  # all its slots busy: now it spills
+    assert pa.pick(b"hot prefix", rs) is not home
+
+
 def test_prefix_ring_keeps_keys_when_a_replica_goes() -> None:
     rs = replicas(4)
     pa = PrefixAffinity()

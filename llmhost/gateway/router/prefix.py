@@ -3,7 +3,9 @@
 Requests whose prompts start alike (a shared system prompt) hash to the same point on a ring of
 virtual nodes and go to the replica that owns it, where the engine's prefix cache already holds
 that prefix's KV. Two bounds keep that from piling up: a replica whose in-flight count would
-exceed `load_factor` x the mean is skipped for the next one on the ring (a hot prefix spills),
+exceed `load_factor` x the mean (and its own `slots`) is skipped for the next one on the ring (a
+hot prefix spills; below its slots, an engine batches its requests side by side, so spilling
+them would only trade a cache hit for a miss elsewhere),
 and a new prefix is not given to a replica that already serves as many distinct prefixes as it
 has cache slots (`slots`), while another has room, since a replica cycling through more
 prefixes than it can cache misses on all of them. A prefix keeps the replica it was first
@@ -77,7 +79,7 @@ class PrefixAffinity:
             return None
         self._ring(replicas)
         total = sum(r.inflight for r in replicas) + 1  # counting this request
-        bound = math.ceil(self.load_factor * total / len(replicas))
+        bound = max(self.slots or 1, math.ceil(self.load_factor * total / len(replicas)))
         home = self._home.get(key)
         order = [rid for rid in self._walk(key) if rid in by_id]
         if home in by_id:
