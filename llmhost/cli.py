@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,12 +14,19 @@ from rich.console import Console
 from llmhost.errors import LlmhostError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from lightkube import AsyncClient
     from rich.table import Table
 
+    from llmhost.bench.client import Record
+    from llmhost.bench.cost import Hardware as BenchHardware
+    from llmhost.bench.runner import Level, Progress
     from llmhost.deploy.apply import Change, Rollout
     from llmhost.gateway.store import SqlStore
     from llmhost.plan import Plan
+    from llmhost.plan.calibrate import Measurement
+    from llmhost.plan.catalog import EngineProfile
 
 app = typer.Typer(
     help="Plan, serve, deploy and measure self-hosted open LLMs.",
@@ -85,6 +93,10 @@ def plan(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown report.")] = False,
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(help="Fit the engine's efficiency to a `llmhost bench --out` results.json."),
+    ] = None,
 ) -> None:
     """Which GPU, how many, which format and engine, what it costs: or why it does not fit."""
     from llmhost.plan import plan_for
@@ -92,6 +104,15 @@ def plan(
     try:
         if as_json and markdown:
             raise UsageError("choose one of --json and --markdown")
+        profile = None
+        if calibrate is not None:
+            from llmhost.plan.calibrate import calibrate as fit_to
+            from llmhost.plan.calibrate import read_measurement
+
+            measured = read_measurement(calibrate)
+            profile, rows = fit_to(model, measured, measure_host)
+            gpu, quant = gpu or [measured.gpu], quant or [measured.quantization]
+            _calibration_table(rows, profile, measured, Console(stderr=True))
         result = plan_for(
             model,
             gpus=_split(gpu),
@@ -111,6 +132,7 @@ def plan(
             prices=prices,
             gpu_count=gpu_count,
             measure_host=measure_host,
+            engine_profile=profile,
         )
     except LlmhostError as exc:
         raise fail(exc) from None
@@ -125,6 +147,21 @@ def plan(
 
         console = Console()
         print_plan(result, console if console.is_terminal else Console(width=160))
+
+
+def _calibration_table(rows: list[tuple[str, ...]], profile: EngineProfile,
+                       measured: Measurement, console: Console) -> None:  # fmt: skip
+    """Prediction before and after calibration, next to the measurement."""
+    from rich.table import Table
+
+    title = f"{measured.engine} on {measured.gpu}, fitted to {measured.source}"
+    table = Table("figure", "predicted", "calibrated", "measured", "calibrated / measured",
+                  title=title)  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"fitted: bandwidth_efficiency {profile.bandwidth_efficiency:.3f}, "
+                  f"compute_efficiency {profile.compute_efficiency:.3f}")  # fmt: skip
 
 
 @app.command()
@@ -544,6 +581,211 @@ def _rollout_table(states: list[Rollout], console: Console | None = None) -> Tab
     if console is not None:
         console.print(table)
     return table
+
+
+@app.command()
+def bench(
+    url: Annotated[str, typer.Argument(help="OpenAI-compatible base URL (…/v1 added if absent).")],
+    model: Annotated[str, typer.Option(help="Model name to request.")],
+    api_key: Annotated[
+        str | None, typer.Option(envvar="LLMHOST_API_KEY", help="Bearer key ($LLMHOST_API_KEY).")
+    ] = None,
+    workload: Annotated[
+        str, typer.Option(help="fixed, distribution, prefix (shared system prompts) or file.")
+    ] = "fixed",
+    prompt_tokens: Annotated[int, typer.Option(help="Prompt length (mean), tokens.")] = 256,
+    output_tokens: Annotated[int, typer.Option(help="Output length (mean), tokens.")] = 64,
+    prompt_spread: Annotated[
+        float, typer.Option(help="distribution: prompt std-dev as a share of the mean.")
+    ] = 0.3,
+    output_spread: Annotated[
+        float, typer.Option(help="distribution: output std-dev as a share of the mean.")
+    ] = 0.3,
+    prefixes: Annotated[int, typer.Option(help="prefix: distinct system prompts (K).")] = 4,
+    prefix_tokens: Annotated[int, typer.Option(help="prefix: system prompt length (L).")] = 512,
+    prompts_file: Annotated[
+        Path | None, typer.Option(help="file: JSON lines with 'prompt' or 'messages'.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Workload seed.")] = 0,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Arrivals per second instead.")] = None,
+    poisson: Annotated[
+        bool, typer.Option("--poisson/--uniform", help="Arrival process for --rate.")
+    ] = True,
+    requests: Annotated[int, typer.Option(help="Requests per load level.")] = 100,
+    duration: Annotated[float | None, typer.Option(help="Stop a level after seconds.")] = None,
+    max_error_rate: Annotated[
+        float, typer.Option(help="Stop a level when errors pass this share.")
+    ] = 0.5,
+    sweep: Annotated[
+        str | None, typer.Option(help="concurrency (1, 2, 4, ... to saturation) or rate.")
+    ] = None,
+    max_concurrency: Annotated[int, typer.Option(help="Sweep ceiling.")] = 64,
+    rate_steps: Annotated[int, typer.Option(help="Rates between sync and saturated.")] = 4,
+    force_length: Annotated[
+        bool, typer.Option(help="Send ignore_eos/min_tokens so outputs have the set length.")
+    ] = True,
+    slo_ttft: Annotated[float | None, typer.Option(help="Goodput SLO: TTFT seconds.")] = None,
+    slo_tpot: Annotated[float | None, typer.Option(help="Goodput SLO: TPOT seconds.")] = None,
+    slo_latency: Annotated[
+        float | None, typer.Option(help="Goodput SLO: end-to-end seconds.")
+    ] = None,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Cost from this plan's recommendation.")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option(help="Cost: GPU type (catalog id).")] = None,
+    gpu_count: Annotated[int, typer.Option(help="Cost: GPUs.")] = 1,
+    price: Annotated[float | None, typer.Option(help="Cost: USD per GPU-hour.")] = None,
+    spot: Annotated[bool, typer.Option(help="Cost: spot price when listed.")] = False,
+    provider: Annotated[str | None, typer.Option(help="Cost: this provider's price.")] = None,
+    catalog_model: Annotated[
+        str | None, typer.Option(help="Catalog model id (hosted comparison, calibration).")
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Engine behind the URL (for calibration).")
+    ] = None,
+    quant: Annotated[
+        str | None, typer.Option(help="Weight format served (for calibration).")
+    ] = None,
+    utilization: Annotated[float, typer.Option(help="Cost: busy share (0-1).")] = 0.5,
+    out: Annotated[Path | None, typer.Option(help="Write JSON, Markdown and charts here.")] = None,
+    timeout: Annotated[float, typer.Option(help="Per-request timeout, seconds.")] = 600.0,
+) -> None:
+    """Load-test an OpenAI-compatible endpoint: TTFT, TPOT, ITL, latency, throughput, goodput,
+    errors, and the cost per million tokens on given hardware."""
+    import asyncio
+    import datetime
+
+    from llmhost.bench.client import Endpoint
+    from llmhost.bench.load import Load
+    from llmhost.bench.metrics import Slo
+    from llmhost.bench.report import print_summary, write
+    from llmhost.bench.runner import bench as run_bench
+    from llmhost.bench.runner import saturation_throughput
+    from llmhost.bench.workload import Workload
+
+    console = Console(stderr=True)
+    try:
+        if sweep not in (None, "concurrency", "rate"):
+            raise UsageError(f"--sweep must be concurrency or rate, not '{sweep}'")
+        if concurrency is None and rate is None:
+            concurrency = 1
+        shape = Workload(workload, prompt_tokens, output_tokens, prompt_spread, output_spread,
+                         prefixes, prefix_tokens, prompts_file, seed)  # fmt: skip
+        load = Load(concurrency, rate, poisson, requests, duration, max_error_rate)
+        slo = Slo(slo_ttft, slo_tpot, slo_latency)
+        hardware = _bench_hardware(plan_file, gpu, gpu_count, price, spot, provider,
+                                   catalog_model, engine, quant)  # fmt: skip
+        base = url.rstrip("/")
+        base = base if base.endswith("/v1") else base + "/v1"
+
+        async def run() -> list[Level]:
+            async with Endpoint(base, model, api_key, force_length, timeout) as endpoint:
+                return await _with_progress(
+                    console,
+                    lambda progress: run_bench(
+                        endpoint, shape, load, slo, sweep, max_concurrency, rate_steps, progress
+                    ),
+                )
+
+        levels = asyncio.run(run())
+        cost = None
+        if hardware is not None:
+            from llmhost.bench.cost import cost_report
+            from llmhost.plan.catalog import load_catalog
+
+            first = levels[0].summary
+            tokens = first["prompt_tokens"] + first["output_tokens"]
+            share = first["prompt_tokens"] / tokens if tokens else 0.5
+            cost = cost_report(hardware, load_catalog(), saturation_throughput(levels),
+                               utilization, share)  # fmt: skip
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    terminal = Console()
+    print_summary(levels, cost, terminal if terminal.is_terminal else Console(width=200))
+    if out is not None:
+        meta = {
+            "url": base,
+            "model": model,
+            "workload": repr(shape),
+            "force_length": force_length,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            # What the endpoint runs, for `llmhost plan --calibrate`.
+            "catalog_model": hardware.model if hardware else catalog_model,
+            "gpu": hardware.gpu if hardware else gpu,
+            "engine": (hardware.engine if hardware else None) or engine,
+            "quantization": (hardware.quantization if hardware else None) or quant,
+        }
+        for path in write(out, levels, meta, cost):
+            typer.echo(f"wrote {path}")
+
+
+async def _with_progress(console: Console, start: Callable[[Progress], Awaitable[list[Level]]]
+                         ) -> list[Level]:  # fmt: skip
+    """Run `start` with a live line per load level: requests done, errors, output tokens/s."""
+    from rich.live import Live
+
+    @dataclasses.dataclass
+    class State:
+        label: str = ""
+        done: int = 0
+        errors: int = 0
+        tokens: int = 0
+        since: float = dataclasses.field(default_factory=time.perf_counter)
+
+    state = State()
+
+    def line() -> str:
+        rate = state.tokens / max(1e-9, time.perf_counter() - state.since)
+        return (f"{state.label}: {state.done} done, {state.errors} errors, "
+                f"{rate:.1f} output tokens/s")  # fmt: skip
+
+    with Live(line(), console=console, refresh_per_second=4, transient=True) as live:
+
+        def progress(label: str, record: Record) -> None:
+            nonlocal state
+            if label != state.label:
+                if state.label and not console.is_terminal:
+                    console.print(line())
+                state = State(label)
+            state.done += 1
+            state.errors += 0 if record.ok else 1
+            state.tokens += record.output_tokens
+            live.update(line())
+
+        result = await start(progress)
+    if not console.is_terminal:
+        console.print(line())
+    return result
+
+
+def _bench_hardware(
+    plan_file: Path | None,
+    gpu: str | None,
+    count: int,
+    price: float | None,
+    spot: bool,
+    provider: str | None,
+    model: str | None,
+    engine: str | None,
+    quant: str | None,
+) -> BenchHardware | None:
+    """What the endpoint runs on, for the cost lines (None: no cost report)."""
+    from llmhost.bench.cost import hardware_from_catalog, hardware_from_plan
+    from llmhost.plan import Plan
+    from llmhost.plan.catalog import load_catalog
+
+    if plan_file is not None:
+        try:
+            return hardware_from_plan(Plan.from_json(plan_file.read_text()))
+        except OSError as exc:
+            raise UsageError(f"cannot read plan {plan_file}: {exc.strerror}") from None
+    if gpu is None:
+        if price is not None:
+            raise UsageError("--price needs --gpu (what the price is for)")
+        return None
+    return hardware_from_catalog(load_catalog(), gpu, count, spot, provider, price, model,
+                                 engine, quant)  # fmt: skip
 
 
 def _plan_from(

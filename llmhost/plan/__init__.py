@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from llmhost.errors import UsageError
-from llmhost.plan.catalog import load_catalog
+from llmhost.plan.catalog import EngineProfile, load_catalog
 from llmhost.plan.host import cpu_gpu
 from llmhost.plan.recommend import build_plan
 from llmhost.plan.sources import resolve_model
@@ -36,9 +37,14 @@ def plan_for(
     prices: Path | None = None,
     gpu_count: int | None = None,
     measure_host: bool = False,
+    engine_profile: EngineProfile | None = None,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
+    if engine_profile is not None:  # calibrated factors replace the engine's defaults
+        catalog = dataclasses.replace(
+            catalog, engines={**catalog.engines, engine_profile.id: engine_profile}
+        )
     if prices is not None:
         catalog = catalog.with_prices(prices)
     source = resolve_model(model, catalog)

@@ -1,0 +1,69 @@
+"""A whole benchmark: one load level, or a sweep over concurrency (1, 2, 4, ... until
+throughput stops growing) or over arrival rates (from the synchronous rate to the saturated one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from llmhost.bench.client import Endpoint, Record
+from llmhost.bench.load import Load, Run, concurrency_levels, rate_levels, run_load
+from llmhost.bench.metrics import Slo, summarize
+from llmhost.bench.workload import Workload
+
+SATURATION_GAIN = 1.10  # a sweep stops once a level adds less than 10% output throughput
+
+
+@dataclass
+class Level:
+    """One measured load level: its run and summary."""
+
+    run: Run
+    summary: dict[str, Any]
+
+
+Progress = Callable[[str, Record], None]
+
+
+async def bench(endpoint: Endpoint, workload: Workload, load: Load, slo: Slo,
+                sweep: str | None = None, max_concurrency: int = 64, rate_steps: int = 4,
+                progress: Progress = lambda label, r: None) -> list[Level]:  # fmt: skip
+    """Measure `load` once, or sweep (`sweep` = "concurrency" or "rate")."""
+    requests = workload.requests(load.requests)
+
+    async def measure(level: Load) -> Level:
+        run = await run_load(endpoint, requests, level, lambda r: progress(level.label, r))
+        return Level(run, summarize(run.records, run.wall_s, slo))
+
+    if sweep is None:
+        return [await measure(load)]
+    levels: list[Level] = []
+    if sweep == "concurrency":
+        for c in concurrency_levels(max_concurrency):
+            levels.append(await measure(replace(load, concurrency=c, rate=None)))
+            if _saturated(levels) or levels[-1].run.stopped_by == "errors":
+                break
+        return levels
+    # rate: the synchronous rate (one at a time) and the saturated rate bound the sweep
+    sync = await measure(replace(load, concurrency=1, rate=None))
+    peak = await measure(replace(load, concurrency=max_concurrency, rate=None))
+    low = sync.summary["request_throughput"]
+    high = peak.summary["request_throughput"]
+    for rate in rate_levels(low, high, rate_steps):
+        if rate > 0:
+            levels.append(await measure(replace(load, concurrency=None, rate=rate)))
+    return [sync, *levels, peak]
+
+
+def _saturated(levels: list[Level]) -> bool:
+    if len(levels) < 2:
+        return False
+    before: float = levels[-2].summary["output_token_throughput"]
+    after: float = levels[-1].summary["output_token_throughput"]
+    return after < before * SATURATION_GAIN
+
+
+def saturation_throughput(levels: list[Level]) -> float:
+    """The highest output tokens/s any level reached: what the hardware does flat out."""
+    return max((float(lv.summary["output_token_throughput"]) for lv in levels), default=0.0)

@@ -1,0 +1,145 @@
+"""`llmhost bench` against the real embedded engine, directly and through the gateway: a small
+concurrency sweep whose numbers must agree with each other and with the engine's usage, and the
+files it writes. Also an endpoint that fails some requests: counted, reported, no crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from llmhost.engines.base import LaunchSpec
+from llmhost.engines.build import build_llama_server
+from llmhost.engines.llamacpp import LlamaCppAdapter
+from llmhost.engines.supervisor import free_port
+from llmhost.engines.weights import embedded_gguf
+from tests.integration.conftest import Served, start_gateway, stop_gateway
+from tests.support.processes import wait_http
+from tests.support.standin import StandIn
+
+pytestmark = pytest.mark.integration
+OUTPUT = 12
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[str]:
+    """One llama-server of the embedded model with 2 slots; its base URL."""
+    spec = LaunchSpec(weights=str(embedded_gguf()), served_name="gemma-3-270m", context=1024,
+                      parallel=2, port=free_port(), threads=2, chat_template="gemma")  # fmt: skip
+    proc = subprocess.Popen([str(build_llama_server()), *LlamaCppAdapter().launch_args(spec)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{spec.port}"
+    try:
+        wait_http(url + "/health", proc, timeout_s=120)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def gateway(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    config = {"models": [{"name": "gemma-3-270m", "engine": "llamacpp", "urls": [engine]}]}
+    served = start_gateway(config, tmp_path_factory.mktemp("bench-gateway"))
+    yield served
+    assert stop_gateway(served) == []
+
+
+def bench(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmhost", "bench", url, "--model", "gemma-3-270m",
+         "--prompt-tokens", "48", "--output-tokens", str(OUTPUT), "--requests", "4",
+         "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def check_consistent(results: dict[str, Any]) -> None:
+    for level in results["levels"]:
+        summary, requests = level["summary"], level["requests"]
+        assert summary["succeeded"] == len(requests) == 4
+        for r in requests:
+            assert r["error"] is None
+            assert r["output_tokens"] == OUTPUT  # forced with ignore_eos; the engine's usage
+            assert len(r["chunks"]) == OUTPUT  # one streamed chunk per token
+            assert 0 < r["ttft"] < r["latency"]
+            assert r["tpot"] == pytest.approx((r["latency"] - r["ttft"]) / (OUTPUT - 1))
+        output = sum(r["output_tokens"] for r in requests)
+        assert summary["output_token_throughput"] == pytest.approx(output / summary["wall_s"])
+        span = max(r["end"] for r in requests) - min(r["start"] for r in requests)
+        assert span <= summary["wall_s"] + 1e-6  # the wall covers every request
+
+
+def test_sweep_against_the_engine_directly(engine: str, tmp_path: Path) -> None:
+    done = bench(engine, tmp_path, "--sweep", "concurrency", "--max-concurrency", "2",
+                 "--gpu", "cpu", "--price", "0.10", "--catalog-model", "gemma-3-270m",
+                 "--engine", "llamacpp", "--quant", "q4_k_m")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [lv["concurrency"] for lv in results["levels"]] == [1, 2]
+    check_consistent(results)
+    for name in ("report.md", "throughput.png", "latency_percentiles.png", "latency_cdf.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    cost = results["cost"]
+    best = max(lv["summary"]["output_token_throughput"] for lv in results["levels"])
+    assert cost["usd_per_million_output_tokens_saturated"] == pytest.approx(0.10 / (best * 3600)
+                                                                             * 1e6)  # fmt: skip
+    assert "$0.10/hour" in done.stdout and "per 1M output tokens" in done.stdout
+    assert "gpt-4o-mini" in {r["api_model"] for r in cost["hosted"]}  # the reference APIs
+    assert all(r["break_even_tokens_per_day"] > 0 for r in cost["hosted"])
+
+
+def test_through_the_gateway_with_a_poisson_rate(gateway: Served, tmp_path: Path) -> None:
+    done = bench(gateway.url, tmp_path, "--rate", "2")
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["levels"][0]["rate"] == 2.0
+    check_consistent(results)
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    """The stand-in, which fails the requests that ask it to (what is under test is the bench)."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(StandIn().app())
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.run_until_complete(runner.cleanup())
+    loop.close()
+
+
+def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [{"prompt": "ok"}, {"prompt": "no", "x_standin": {"status": 500}},
+            {"prompt": "cut", "x_standin": {"break_after": 1}}]  # fmt: skip
+    prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhost", "bench", flaky, "--model", "m", "--workload", "file",
+         "--prompts-file", str(prompts), "--requests", "6", "--concurrency", "2",
+         "--no-force-length", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "results.json").read_text())["levels"][0]["summary"]
+    assert summary["succeeded"] == 2
+    assert summary["errors"] == {"http_5xx": 2, "stream": 2}
+    assert "http_5xx 2" in done.stdout
