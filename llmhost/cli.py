@@ -707,7 +707,7 @@ def bench(
         meta = {
             "url": base,
             "model": model,
-            "workload": repr(shape),
+            "workload": shape.describe(),
             "force_length": force_length,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             # What the endpoint runs, for `llmhost plan --calibrate`.

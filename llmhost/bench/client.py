@@ -24,6 +24,7 @@ class Record:
     output_tokens: int = 0
     error: str | None = None  # http_4xx, http_5xx, timeout, connection, stream, empty
     status: int = 0
+    detail: str | None = None  # what the endpoint said about an error (its message)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,7 @@ class Record:
         return {"start": self.start, "end": self.end, "status": self.status, "error": self.error,
                 "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
                 "ttft": self.ttft, "tpot": self.tpot, "latency": self.latency,
-                "chunks": self.chunks}  # fmt: skip
+                "detail": self.detail, "chunks": self.chunks}  # fmt: skip
 
 
 class Endpoint:
@@ -110,8 +111,8 @@ class Endpoint:
                                               headers=self.headers) as resp:  # fmt: skip
                     record.status = resp.status
                     if resp.status >= 400:
-                        await resp.read()
                         record.error = f"http_{resp.status // 100}xx"
+                        record.detail = _message(await resp.read())
                     else:
                         await self._read_stream(resp, record, clock)
             except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
@@ -155,3 +156,12 @@ class Endpoint:
                 record.output_tokens = int(usage.get("completion_tokens") or 0)
         if not done:
             record.error = record.error or "stream"  # ended without [DONE]
+
+
+def _message(body: bytes) -> str:
+    """The error message of an OpenAI-shaped error body, else the body's start."""
+    try:
+        error = orjson.loads(body).get("error") or {}
+        return str(error.get("message") or error)[:300]
+    except (orjson.JSONDecodeError, AttributeError):
+        return body[:300].decode(errors="replace")

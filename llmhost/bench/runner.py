@@ -1,5 +1,6 @@
-"""A whole benchmark: one load level, or a sweep over concurrency (1, 2, 4, ... until
-throughput stops growing) or over arrival rates (from the synchronous rate to the saturated one)."""
+"""A whole benchmark: one load level, or a sweep over concurrency (1, 2, 4, ... until two levels
+in a row add less than 10% output throughput) or over arrival rates (from the synchronous rate to
+the saturated one)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from llmhost.bench.load import Load, Run, concurrency_levels, rate_levels, run_l
 from llmhost.bench.metrics import Slo, summarize
 from llmhost.bench.workload import Workload
 
-SATURATION_GAIN = 1.10  # a sweep stops once a level adds less than 10% output throughput
+SATURATION_GAIN = 1.10  # a level that adds less than 10% output throughput over the best
+SATURATED_LEVELS = 2  # ... twice in a row ends a concurrency sweep (the knee, then confirmed)
 
 
 @dataclass
@@ -29,10 +31,17 @@ Progress = Callable[[str, Record], None]
 async def bench(endpoint: Endpoint, workload: Workload, load: Load, slo: Slo,
                 sweep: str | None = None, max_concurrency: int = 64, rate_steps: int = 4,
                 progress: Progress = lambda label, r: None) -> list[Level]:  # fmt: skip
-    """Measure `load` once, or sweep (`sweep` = "concurrency" or "rate")."""
-    requests = workload.requests(load.requests)
+    """Measure `load` once, or sweep (`sweep` = "concurrency" or "rate").
+
+    Each level draws its own requests (the workload's seed plus the level's number), so a level
+    does not find the previous level's prompts in the engine's prefix cache.
+    """
+    drawn = 0
 
     async def measure(level: Load) -> Level:
+        nonlocal drawn
+        requests = replace(workload, seed=workload.seed + drawn).requests(level.requests)
+        drawn += 1
         run = await run_load(endpoint, requests, level, lambda r: progress(level.label, r))
         return Level(run, summarize(run.records, run.wall_s, slo))
 
@@ -57,11 +66,11 @@ async def bench(endpoint: Endpoint, workload: Workload, load: Load, slo: Slo,
 
 
 def _saturated(levels: list[Level]) -> bool:
-    if len(levels) < 2:
+    throughput = [float(lv.summary["output_token_throughput"]) for lv in levels]
+    if len(throughput) <= SATURATED_LEVELS:
         return False
-    before: float = levels[-2].summary["output_token_throughput"]
-    after: float = levels[-1].summary["output_token_throughput"]
-    return after < before * SATURATION_GAIN
+    best = max(throughput[:-SATURATED_LEVELS])
+    return all(t < best * SATURATION_GAIN for t in throughput[-SATURATED_LEVELS:])
 
 
 def saturation_throughput(levels: list[Level]) -> float:

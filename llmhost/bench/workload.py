@@ -70,6 +70,18 @@ class Workload:
         if self.prompt_spread < 0 or self.output_spread < 0:
             raise UsageError("spreads must not be negative")
 
+    def describe(self) -> str:
+        """The workload in a phrase, for reports."""
+        if self.kind == "file":
+            return f"prompts from {self.file}"
+        if self.kind == "prefix":
+            shared = f"{self.prefixes} shared system prompts of ~{self.prefix_tokens} tokens"
+            return f"{shared}, ~{self.prompt_tokens}-token questions, {self.output_tokens} out"
+        if self.kind == "distribution":
+            prompts = f"prompts ~{self.prompt_tokens} tokens (sd {self.prompt_spread:.0%})"
+            return f"{prompts}, outputs {self.output_tokens} (sd {self.output_spread:.0%})"
+        return f"~{self.prompt_tokens}-token prompts, {self.output_tokens} output tokens"
+
     def requests(self, count: int) -> list[Request]:
         """The first `count` requests of this workload (the same for the same seed)."""
         rng = random.Random(self.seed)

@@ -224,7 +224,9 @@ class UpstreamPool:
         """POST `body` (JSON) to `base_url + path`; returns once the response headers are in.
 
         `headers` are extra header lines, each ending in CRLF. A reused connection that the
-        engine had closed before answering is retried once on a fresh one.
+        engine had closed before answering is retried once on a new connection (never another
+        idle one: an engine that closes one kept-alive connection has usually closed them all,
+        so they are dropped too; llama-server does this after every stream).
         """
         origin = self.origin(base_url)
         request = b"".join((
@@ -232,15 +234,18 @@ class UpstreamPool:
             b"\r\nContent-Type: application/json\r\nContent-Length: ",
             str(len(body)).encode(), b"\r\n", headers, b"\r\n", body,
         ))  # fmt: skip
-        for _ in range(2):
-            conn = self._take_idle(origin) or await self._connect(origin)
+        for attempt in range(2):
+            conn = (self._take_idle(origin) if attempt == 0 else None) or await self._connect(
+                origin
+            )
             conn.send(request)
             try:
                 await conn.headers_done
             except UpstreamError:
                 conn.close()
                 if conn.reused and not conn.got_bytes:
-                    continue  # the keep-alive race: the engine closed it as we reused it
+                    self._drop_idle(origin)  # the keep-alive race: the engine closed it
+                    continue
                 raise
             except asyncio.CancelledError:
                 conn.close()
@@ -273,6 +278,10 @@ class UpstreamPool:
                 return conn
             conn.close()
         return None
+
+    def _drop_idle(self, origin: Origin) -> None:
+        for conn in self._idle.pop(origin, []):
+            conn.close()
 
     def _put_back(self, origin: Origin, conn: _Connection) -> None:
         idle = self._idle.setdefault(origin, [])

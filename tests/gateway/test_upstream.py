@@ -122,6 +122,22 @@ def test_reused_connection_closed_by_the_engine_is_retried_on_a_fresh_one() -> N
     run(lambda n, r: OK_JSON if n == 0 else None, scenario)
 
 
+def test_after_the_race_the_retry_never_takes_another_stale_idle_connection() -> None:
+    """Like llama-server: every connection answers once, then drops the next request."""
+
+    async def scenario(pool: UpstreamPool, url: str, server: Server) -> None:
+        first = await asyncio.gather(*(pool.post(url, "/", b"{}") for _ in range(3)))
+        for resp in first:
+            assert await resp.read() == b'{"ok":true}'  # three idle connections, all stale
+        assert server.connections == 3
+        again = await pool.post(url, "/", b"{}")  # stale one, then a new one: not stale two
+        assert await again.read() == b'{"ok":true}'
+        assert server.connections == 4
+        assert await (await pool.post(url, "/", b"{}")).read() == b'{"ok":true}'
+
+    run(lambda n, r: OK_JSON if n == 0 else None, scenario)
+
+
 def test_fresh_connection_closed_without_answer_is_an_error() -> None:
     async def scenario(pool: UpstreamPool, url: str, server: Server) -> None:
         with pytest.raises(UpstreamError, match="closed the connection"):
