@@ -102,11 +102,19 @@ def test_sweep_against_the_engine_directly(engine: str, tmp_path: Path) -> None:
     assert all(r["break_even_tokens_per_day"] > 0 for r in cost["hosted"])
 
 
-def test_through_the_gateway_with_a_poisson_rate(gateway: Served, tmp_path: Path) -> None:
-    done = bench(gateway.url, tmp_path, "--rate", "2")
+def test_a_poisson_rate_sweep_through_the_gateway(gateway: Served, tmp_path: Path) -> None:
+    done = bench(gateway.url, tmp_path, "--sweep", "rate", "--rate-steps", "2",
+                 "--max-concurrency", "2")  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["levels"][0]["rate"] == 2.0
+    levels = results["levels"]
+    # The synchronous rate (one at a time), the saturated one (concurrency 2), and Poisson
+    # arrival rates between them (just one when saturation brings no more requests/s).
+    assert levels[0]["concurrency"] == 1 and levels[-1]["concurrency"] == 2
+    sync, peak = (levels[i]["summary"]["request_throughput"] for i in (0, -1))
+    rates = [lv["rate"] for lv in levels[1:-1]]
+    expected = [sync, peak] if peak > sync else [peak]
+    assert rates == pytest.approx(expected)
     check_consistent(results)
 
 
