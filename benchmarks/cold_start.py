@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from llmhost.engines.build import build_llama_server  # noqa: E402
 from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.engines.weights import embedded_gguf  # noqa: E402
-from tests.support.processes import engine_pids, wait_http  # noqa: E402
+from tests.support.processes import engine_pids, stop, wait_http  # noqa: E402
 
 
 async def burst(url: str, count: int) -> tuple[list[float], int]:
@@ -89,8 +89,7 @@ def main() -> None:
             print(f"round {round_ + 1}: first token after {first:.2f} s from zero; slowest of "
                   f"{args.concurrency} {last:.2f} s; failed {errors}", file=sys.stderr)  # fmt: skip
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc, 30)
     print(json.dumps({"first_token_s": round(statistics.median(firsts), 3) if firsts else None,
                       "failed_requests": failed}))  # fmt: skip
 

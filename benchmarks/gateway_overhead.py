@@ -41,7 +41,7 @@ from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.gateway.keys import create_key  # noqa: E402
 from llmhost.gateway.store import open_store  # noqa: E402
 from llmhost.paths import cache_dir  # noqa: E402
-from tests.support.processes import wait_http  # noqa: E402
+from tests.support.processes import stop, wait_http  # noqa: E402
 
 LITELLM_VERSION = "1.100.5"  # newer releases need a certifi release the registry lacks
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hello there"}],
@@ -84,12 +84,7 @@ def process(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def litellm_binary() -> Path:

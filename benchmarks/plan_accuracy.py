@@ -40,7 +40,7 @@ from llmhost.plan.calibrate import fit, measurement_from, predict  # noqa: E402
 from llmhost.plan.catalog import load_catalog  # noqa: E402
 from llmhost.plan.host import cpu_gpu  # noqa: E402
 from llmhost.plan.sources import read_gguf  # noqa: E402
-from tests.support.processes import wait_http  # noqa: E402
+from tests.support.processes import stop, wait_http  # noqa: E402
 
 CONTEXT, PARALLEL, REQUESTS = 2048, 1, 6
 CALIBRATE, JUDGE = (128, 64), (512, 128)  # (prompt tokens, output tokens)
@@ -76,8 +76,7 @@ def main() -> None:
         calibration = asyncio.run(measure(url, *CALIBRATE))
         judged = asyncio.run(measure(url, *JUDGE))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc, 30)
 
     catalog = load_catalog()
     source = read_gguf(gguf)

@@ -36,7 +36,7 @@ from llmhost.engines.build import build_llama_server  # noqa: E402
 from llmhost.engines.supervisor import free_port  # noqa: E402
 from llmhost.engines.weights import embedded_gguf  # noqa: E402
 from llmhost.gateway.store import open_store  # noqa: E402
-from tests.support.processes import wait_http  # noqa: E402
+from tests.support.processes import stop, wait_http  # noqa: E402
 
 WORDS = (
     "policy", "support", "customer", "order", "refund", "shipping", "account", "warranty",
@@ -126,8 +126,7 @@ def run_strategy(name: str, warmup: list[list[dict[str, str]]],
                                                 args.max_tokens))  # fmt: skip
         time.sleep(0.3)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop(proc, 60)
     measured = open_store(f"sqlite:///{store}").audit()[len(warmup) :]
     spread = Counter(r.replica for r in measured)
     ordered = sorted(ttfts)

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from aiohttp import web
 from llmhost.deploy.apply import Change, apply_objects, load_directory, wait_rollout
 from llmhost.deploy.catalog import DeployError
 from llmhost.deploy.kubernetes import render, write_kustomize
-from llmhost.engines.supervisor import free_port
 from llmhost.gateway.kube_api import api_client
 from tests.deploy.cases import CASES
+from tests.support.harness import served_in_thread
 
 NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
              "code": 404, "message": "not found"}  # fmt: skip
@@ -85,20 +84,8 @@ def api() -> Iterator[tuple[ApiServer, str]]:
     server = ApiServer()
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", server.handle)
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield server, f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with served_in_thread(app) as url:
+        yield server, url
 
 
 def rendered(tmp_path: Path, **changes: Any) -> Path:

@@ -8,16 +8,15 @@ import asyncio
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 
 from llmhost.engines.supervisor import free_port
+from tests.support.harness import served_in_thread
 from tests.support.processes import wait_http
 from tests.support.standin import StandIn
 
@@ -25,20 +24,8 @@ from tests.support.standin import StandIn
 @pytest.fixture
 def backend() -> Iterator[str]:
     """The stand-in on its own loop in a thread, so the test can block on the gateway."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(StandIn().app(), handler_cancellation=True)
-    port = free_port()
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with served_in_thread(StandIn().app()) as url:
+        yield url
 
 
 def test_sigterm_drains_the_stream_in_flight_and_refuses_new_work(

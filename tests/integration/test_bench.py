@@ -4,17 +4,14 @@ files it writes. Also an endpoint that fails some requests: counted, reported, n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from llmhost.engines.base import LaunchSpec
 from llmhost.engines.build import build_llama_server
@@ -22,7 +19,8 @@ from llmhost.engines.llamacpp import LlamaCppAdapter
 from llmhost.engines.supervisor import free_port
 from llmhost.engines.weights import embedded_gguf
 from tests.integration.conftest import Served, start_gateway, stop_gateway
-from tests.support.processes import wait_http
+from tests.support.harness import served_in_thread
+from tests.support.processes import stop, wait_http
 from tests.support.standin import StandIn
 
 pytestmark = pytest.mark.integration
@@ -42,12 +40,7 @@ def engine() -> Iterator[str]:
         wait_http(url + "/health", proc, timeout_s=120)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -121,18 +114,8 @@ def test_a_poisson_rate_sweep_through_the_gateway(gateway: Served, tmp_path: Pat
 @pytest.fixture
 def flaky() -> Iterator[str]:
     """The stand-in, which fails the requests that ask it to (what is under test is the bench)."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(StandIn().app())
-    port = free_port()
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.run_until_complete(runner.cleanup())
-    loop.close()
+    with served_in_thread(StandIn().app()) as url:
+        yield url
 
 
 def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> None:

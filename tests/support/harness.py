@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,26 @@ async def standin(
         yield backend, f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.contextmanager
+def served_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve `app` on its own event loop in a thread, for tests that block (subprocesses,
+    synchronous clients); its base URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    port = free_port()
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
 
 
 @contextlib.asynccontextmanager

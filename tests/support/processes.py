@@ -59,6 +59,16 @@ def engine_pids(gateway_pid: int) -> list[int]:
     return [p for p in children(gateway_pid) if any("llama-server" in a for a in cmdline(p))]
 
 
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_http(
     url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 180.0
 ) -> None:
