@@ -63,7 +63,6 @@ def render(plans: list[Plan], options: RenderOptions) -> list[dict[str, Any]]:
                 gateway.disruption_budget(ns), gateway.autoscaler(options)]  # fmt: skip
     if in_cluster_redis:
         objects += redis.objects(ns, images["redis"])
-    flavour = cluster_catalog().flavour(options.provider or _plan_provider(plans))
     for engine in engines:
         image = images[engine.engine]
         job_image = images["ollama"] if engine.weights.kind == "ollama" else images["python"]
@@ -77,7 +76,7 @@ def render(plans: list[Plan], options: RenderOptions) -> list[dict[str, Any]]:
         if options.scaler == "keda":
             prometheus = KEDA_PROMETHEUS.format(ns=options.monitoring_namespace)
             objects.append(scaling.scaled_object(engine, ns, prometheus, options.idle_to_zero_s))
-        if engine.spot and engine.gpus and flavour == "eks":
+        if engine.spot and engine.gpus and engine.flavour == "eks":
             objects.append(scaling.node_pool(engine, NODE_CLASS))
     objects += network.policies(engines, options, in_cluster_redis)
     if options.ingress_host:
@@ -88,11 +87,6 @@ def render(plans: list[Plan], options: RenderOptions) -> list[dict[str, Any]]:
         objects.append(pod_monitor)
     objects += [monitoring.rules(ns), monitoring.dashboard_config_map(engines, ns)]
     return objects
-
-
-def _plan_provider(plans: list[Plan]) -> str | None:
-    providers = {p.recommendation.provider for p in plans if p.recommendation}
-    return providers.pop() if len(providers) == 1 else None
 
 
 def file_name(kind: str) -> str:

@@ -60,6 +60,7 @@ class EngineDeployment:
     gpu: str  # catalog GPU id; "cpu" for CPU pools
     gpus: int  # per replica
     gpu_label: dict[str, str]  # node selector for that GPU
+    flavour: str  # how the cluster's nodes are labelled: gke, eks, generic
     replicas: int  # what the plan sized for peak traffic: the autoscaling ceiling
     min_replicas: int
     launch: LaunchSpec
@@ -127,6 +128,7 @@ def from_plan(plan: Plan, options: RenderOptions) -> EngineDeployment:
         gpu=chosen.gpu,
         gpus=chosen.gpus_per_replica if gpu is not None else 0,
         gpu_label=labels,
+        flavour=flavour,
         replicas=max(1, chosen.replicas),
         min_replicas=0 if options.scale_to_zero else 1,
         launch=launch,
