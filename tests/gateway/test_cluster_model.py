@@ -21,7 +21,7 @@ from aiohttp import web
 
 from llmhost.config import ClusterSource, ModelConfig
 from llmhost.engines.supervisor import free_port
-from tests.support.harness import gateway
+from tests.support.harness import gateway, serving
 from tests.support.standin import StandIn
 
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/llm/endpointslices"
@@ -73,17 +73,6 @@ def _json(value: dict[str, Any], status: int = 200) -> web.Response:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    try:
-        yield
-    finally:
-        await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                   ) -> AsyncIterator[tuple[Cluster, dict[str, StandIn]]]:  # fmt: skip
     """The API stand-in (via KUBECONFIG) and engines on 127.0.0.2-4, all on one port."""
@@ -101,9 +90,9 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     engines = {f"127.0.0.{i}": StandIn() for i in (2, 3, 4)}
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(serve(api, "127.0.0.1", api_port))
+        await stack.enter_async_context(serving(api, "127.0.0.1", api_port))
         for address, engine in engines.items():
-            await stack.enter_async_context(serve(engine.app(), address, engine_port))
+            await stack.enter_async_context(serving(engine.app(), address, engine_port))
         yield state, engines
 
 

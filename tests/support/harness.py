@@ -20,19 +20,28 @@ from tests.support.standin import StandIn
 
 
 @contextlib.asynccontextmanager
+async def serving(
+    app: web.Application, host: str = "127.0.0.1", port: int | None = None
+) -> AsyncIterator[str]:
+    """Serve `app` on the running loop (on a free port unless given); its base URL."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    port = port or free_port()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def standin(
     reset_all: bool = False, fail_status: int | None = None
 ) -> AsyncIterator[tuple[StandIn, str]]:
     """A stand-in backend on a free port: (its handler object, its base URL)."""
     backend = StandIn(reset_all=reset_all, fail_status=fail_status)
-    runner = web.AppRunner(backend.app(), handler_cancellation=True, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield backend, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(backend.app()) as url:
+        yield backend, url
 
 
 @contextlib.contextmanager
@@ -40,18 +49,16 @@ def served_in_thread(app: web.Application) -> Iterator[str]:
     """Serve `app` on its own event loop in a thread, for tests that block (subprocesses,
     synchronous clients); its base URL."""
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    port = free_port()
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    served = serving(app)
+    url = loop.run_until_complete(served.__aenter__())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
-        loop.run_until_complete(runner.cleanup())
+        loop.run_until_complete(served.__aexit__(None, None, None))
         loop.close()
 
 

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from llmhost.engines import adapter
 from llmhost.engines.replicas import ReplicaSet, ReplicaState
-from llmhost.engines.supervisor import free_port
 from llmhost.gateway.discovery import EndpointDiscovery
 from llmhost.gateway.kube_api import api_client
 from llmhost.gateway.kubernetes_scaler import KubernetesError, KubernetesScaler
+from tests.support.harness import serving
 
 BASE = "/apis/apps/v1/namespaces/llm/deployments/gemma"
 FORBIDDEN = {
@@ -123,14 +123,8 @@ class ApiServer:
 @asynccontextmanager
 async def api() -> AsyncIterator[tuple[ApiServer, str]]:
     server = ApiServer()
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield server, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(server.app()) as url:
+        yield server, url
 
 
 def test_scale_patches_the_scale_subresource_and_waits_for_readiness() -> None:
