@@ -13,14 +13,14 @@ from llmhost.deploy.objects.meta import obj
 PROMETHEUS_PORT = 9090
 
 
-def scaled_object(engine: EngineDeployment, options_namespace: str, prometheus: str,
+def scaled_object(engine: EngineDeployment, namespace: str, prometheus: str,
                   idle_s: float) -> dict[str, Any]:  # fmt: skip
     """KEDA scales the engine Deployment on requests in flight plus queued at the gateways.
 
     The gateway's metrics exist while the engine is at zero and count the requests it holds, so
     the first request lifts the model from zero while the gateway keeps it waiting.
     """
-    so = obj("keda.sh/v1alpha1", "ScaledObject", engine.deployment, options_namespace, "engine",
+    so = obj("keda.sh/v1alpha1", "ScaledObject", engine.deployment, namespace, "engine",
              engine.name)  # fmt: skip
     model = engine.model
     query = (f'sum(llmhost_inflight_requests{{model="{model}"}}) + '
