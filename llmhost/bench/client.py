@@ -76,7 +76,10 @@ class Endpoint:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Endpoint:
-        connector = aiohttp.TCPConnector(limit=0)
+        # A connection per request, as vLLM's benchmark does: servers differ in how they keep
+        # connections alive (llama-server closes after every stream), and a reused connection
+        # the server has dropped would show up as a failure that no user of it would see.
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self
 
@@ -97,35 +100,24 @@ class Endpoint:
         return orjson.dumps(payload)
 
     async def send(self, request: Request, clock: float) -> Record:
-        """Send one request; `clock` is the test's start (perf_counter).
-
-        A kept-alive connection the server has meanwhile closed (llama-server closes after each
-        stream) fails before anything is sent; that is the client's artifact, so the request is
-        sent again at once on a new connection and timed from there.
-        """
+        """Send one request; `clock` is the test's start (perf_counter)."""
         assert self._session is not None, "use `async with Endpoint(...)`"
-        for attempt in (1, 2):
-            record = Record(start=time.perf_counter() - clock)
-            try:
-                async with self._session.post(self.url, data=self.body(request),
-                                              headers=self.headers) as resp:  # fmt: skip
-                    record.status = resp.status
-                    if resp.status >= 400:
-                        record.error = f"http_{resp.status // 100}xx"
-                        record.detail = _message(await resp.read())
-                    else:
-                        await self._read_stream(resp, record, clock)
-            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
-                if record.status == 0 and attempt == 1:
-                    continue  # a stale connection: nothing reached the server
-                record.error = "connection" if record.status == 0 else "stream"
-            except TimeoutError:
-                record.error = "timeout"
-            except aiohttp.ClientPayloadError:
-                record.error = "stream"
-            except aiohttp.ClientError:
-                record.error = "connection"
-            break
+        record = Record(start=time.perf_counter() - clock)
+        try:
+            async with self._session.post(self.url, data=self.body(request),
+                                          headers=self.headers) as resp:  # fmt: skip
+                record.status = resp.status
+                if resp.status >= 400:
+                    record.error = f"http_{resp.status // 100}xx"
+                    record.detail = _message(await resp.read())
+                else:
+                    await self._read_stream(resp, record, clock)
+        except TimeoutError:
+            record.error = "timeout"
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+            record.error = "stream" if record.status else "connection"
+        except aiohttp.ClientError:
+            record.error = "connection"
         record.end = time.perf_counter() - clock
         if record.error is None and not record.chunks:
             record.error = "empty"
