@@ -14,14 +14,11 @@ from rich.console import Console
 from llmhost.errors import LlmhostError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from lightkube import AsyncClient
     from rich.table import Table
 
-    from llmhost.bench.client import Record
     from llmhost.bench.cost import Hardware as BenchHardware
-    from llmhost.bench.runner import Level, Progress
+    from llmhost.bench.runner import Level
     from llmhost.deploy.apply import Change, Rollout
     from llmhost.gateway.store import SqlStore
     from llmhost.plan import Plan
@@ -242,7 +239,6 @@ def _moment(text: str, option: str, future: bool) -> float:
     """Unix time for --expires/--since: ISO 8601 (UTC if no zone), or a span (30d, 12h, 5m)
     counted forward from now (`future`) or back."""
     import re
-    import time
     from datetime import UTC, datetime
 
     span = re.fullmatch(r"(\d+)([dhm])", text.strip())
@@ -659,7 +655,7 @@ def bench(
     from llmhost.bench.client import Endpoint
     from llmhost.bench.load import Load
     from llmhost.bench.metrics import Slo
-    from llmhost.bench.report import print_summary, write
+    from llmhost.bench.report import live_progress, print_summary, write
     from llmhost.bench.runner import bench as run_bench
     from llmhost.bench.runner import saturation_throughput
     from llmhost.bench.workload import Workload
@@ -681,7 +677,7 @@ def bench(
 
         async def run() -> list[Level]:
             async with Endpoint(base, model, api_key, force_length, timeout) as endpoint:
-                return await _with_progress(
+                return await live_progress(
                     console,
                     lambda progress: run_bench(
                         endpoint, shape, load, slo, sweep, max_concurrency, rate_steps, progress
@@ -718,45 +714,6 @@ def bench(
         }
         for path in write(out, levels, meta, cost):
             typer.echo(f"wrote {path}")
-
-
-async def _with_progress(console: Console, start: Callable[[Progress], Awaitable[list[Level]]]
-                         ) -> list[Level]:  # fmt: skip
-    """Run `start` with a live line per load level: requests done, errors, output tokens/s."""
-    from rich.live import Live
-
-    @dataclasses.dataclass
-    class State:
-        label: str = ""
-        done: int = 0
-        errors: int = 0
-        tokens: int = 0
-        since: float = dataclasses.field(default_factory=time.perf_counter)
-
-    state = State()
-
-    def line() -> str:
-        rate = state.tokens / max(1e-9, time.perf_counter() - state.since)
-        return (f"{state.label}: {state.done} done, {state.errors} errors, "
-                f"{rate:.1f} output tokens/s")  # fmt: skip
-
-    with Live(line(), console=console, refresh_per_second=4, transient=True) as live:
-
-        def progress(label: str, record: Record) -> None:
-            nonlocal state
-            if label != state.label:
-                if state.label and not console.is_terminal:
-                    console.print(line())
-                state = State(label)
-            state.done += 1
-            state.errors += 0 if record.ok else 1
-            state.tokens += record.output_tokens
-            live.update(line())
-
-        result = await start(progress)
-    if not console.is_terminal:
-        console.print(line())
-    return result
 
 
 def _bench_hardware(

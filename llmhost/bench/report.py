@@ -3,14 +3,57 @@ with --out a directory of JSON (every request and the summaries), Markdown and P
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from llmhost.bench.runner import Level
+from llmhost.bench.client import Record
+from llmhost.bench.runner import Level, Progress
+
+
+async def live_progress(console: Console, start: Callable[[Progress], Awaitable[list[Level]]]
+                        ) -> list[Level]:  # fmt: skip
+    """Run `start` with a live line per load level: requests done, errors, output tokens/s."""
+    from rich.live import Live
+
+    @dataclasses.dataclass
+    class State:
+        label: str = ""
+        done: int = 0
+        errors: int = 0
+        tokens: int = 0
+        since: float = dataclasses.field(default_factory=time.perf_counter)
+
+    state = State()
+
+    def line() -> str:
+        rate = state.tokens / max(1e-9, time.perf_counter() - state.since)
+        return (f"{state.label}: {state.done} done, {state.errors} errors, "
+                f"{rate:.1f} output tokens/s")  # fmt: skip
+
+    with Live(line(), console=console, refresh_per_second=4, transient=True) as live:
+
+        def progress(label: str, record: Record) -> None:
+            nonlocal state
+            if label != state.label:
+                if state.label and not console.is_terminal:
+                    console.print(line())
+                state = State(label)
+            state.done += 1
+            state.errors += 0 if record.ok else 1
+            state.tokens += record.output_tokens
+            live.update(line())
+
+        result = await start(progress)
+    if not console.is_terminal:
+        console.print(line())
+    return result
 
 
 def _ms(stats: dict[str, float] | None, key: str) -> str:
