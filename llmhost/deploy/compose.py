@@ -17,7 +17,7 @@ from llmhost.deploy.model import MODELS_DIR, EngineDeployment
 from llmhost.deploy.objects.engine import COMMAND, engine_env
 from llmhost.deploy.objects.gateway import CONFIG_PATH
 from llmhost.deploy.objects.meta import GATEWAY_PORT
-from llmhost.deploy.objects.weights import download_script
+from llmhost.deploy.objects.weights import download_image, download_script
 from llmhost.deploy.options import RenderOptions
 from llmhost.engines import adapter
 from llmhost.plan import Plan
@@ -35,7 +35,7 @@ def render_compose(plans: list[Plan], options: RenderOptions) -> dict[str, Any]:
     for engine in engines:
         name = engine.deployment
         services[f"download-{engine.name}"] = {
-            "image": images["ollama"] if engine.weights.kind == "ollama" else images["python"],
+            "image": download_image(engine, images),
             "entrypoint": ["sh", "-c", download_script(engine)],
             "environment": {"HF_TOKEN": "${HF_TOKEN:-}", "HOME": "/tmp"},
             "volumes": [f"models:{MODELS_DIR}"],

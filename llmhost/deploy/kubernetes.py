@@ -64,12 +64,10 @@ def render(plans: list[Plan], options: RenderOptions) -> list[dict[str, Any]]:
     if in_cluster_redis:
         objects += redis.objects(ns, images["redis"])
     for engine in engines:
-        image = images[engine.engine]
-        job_image = images["ollama"] if engine.weights.kind == "ollama" else images["python"]
         objects += [
             weights.pvc(engine, ns, options.storage_class),
-            weights.download_job(engine, ns, job_image),
-            engine_objects.deployment(engine, ns, image, None),
+            weights.download_job(engine, ns, weights.download_image(engine, images)),
+            engine_objects.deployment(engine, ns, images[engine.engine]),
             engine_objects.service(engine, ns),
             engine_objects.disruption_budget(engine, ns),
         ]

@@ -27,9 +27,9 @@ GRACE_S = {False: 120, True: 90}
 COMMAND = {"vllm": ["vllm"], "llamacpp": ["/app/llama-server"], "ollama": ["/bin/ollama"]}
 
 
-def deployment(engine: EngineDeployment, namespace: str, image: str, replicas: int | None
-               ) -> dict[str, Any]:  # fmt: skip
-    """The engine Deployment; `replicas` None leaves the count to an autoscaler."""
+def deployment(engine: EngineDeployment, namespace: str, image: str) -> dict[str, Any]:
+    """The engine Deployment. It sets no replica count: that belongs to the scaler (the
+    gateway's or KEDA), and a count here would be reset by every apply."""
     kind = adapter(engine.engine)
     dep = obj("apps/v1", "Deployment", engine.deployment, namespace, COMPONENT, engine.name)
     dep["metadata"]["annotations"] = {"llmhost.dev/model": engine.model}
@@ -81,18 +81,14 @@ def deployment(engine: EngineDeployment, namespace: str, image: str, replicas: i
     if engine.gpus:
         pod["nodeSelector"] = dict(engine.gpu_label)
         pod["tolerations"] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
-    spec: dict[str, Any] = {}
-    if replicas is not None:
-        spec["replicas"] = replicas
-    spec.update({
+    dep["spec"] = {
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": selector(COMPONENT, engine.name)},
         # A new replica must be ready before an old one goes: GPUs are too scarce to be short.
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
         "template": {"metadata": {"labels": pod_labels}, "spec": pod},
-    })  # fmt: skip
-    dep["spec"] = spec
+    }  # fmt: skip
     return dep
 
 

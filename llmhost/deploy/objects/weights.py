@@ -27,6 +27,11 @@ def marker(engine: EngineDeployment) -> str:
     return f"{engine.weights.directory}/{COMPLETE}"
 
 
+def download_image(engine: EngineDeployment, images: dict[str, str]) -> str:
+    """The image the download runs in: Ollama's for an Ollama pull, else Python's."""
+    return images["ollama"] if engine.weights.kind == "ollama" else images["python"]
+
+
 def pvc(engine: EngineDeployment, namespace: str, storage_class: str | None) -> dict[str, Any]:
     """ReadWriteMany claim sized from the plan's checkpoint plus 20%."""
     claim = obj("v1", "PersistentVolumeClaim", volume_name(engine), namespace, "weights",
