@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
     from rich.table import Table
 
-    from llmhost.bench.cost import Hardware as BenchHardware
+    from llmhost.bench.cost import PricedHardware
     from llmhost.bench.runner import Level
     from llmhost.deploy.apply import Change, Rollout
     from llmhost.gateway.store import SqlStore
@@ -726,7 +726,7 @@ def _bench_hardware(
     model: str | None,
     engine: str | None,
     quant: str | None,
-) -> BenchHardware | None:
+) -> PricedHardware | None:
     """What the endpoint runs on, for the cost lines (None: no cost report)."""
     from llmhost.bench.cost import hardware_from_catalog, hardware_from_plan
     from llmhost.plan import Plan

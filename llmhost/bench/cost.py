@@ -19,7 +19,7 @@ from llmhost.plan.cost import (
 
 
 @dataclass(frozen=True)
-class Hardware:
+class PricedHardware:
     """What the endpoint runs on and what that costs per hour, with where the price is from."""
 
     hourly_usd: float
@@ -31,12 +31,12 @@ class Hardware:
     quantization: str | None = None
 
 
-def hardware_from_plan(plan: Plan) -> Hardware:
+def hardware_from_plan(plan: Plan) -> PricedHardware:
     """The plan's recommended configuration and its price."""
     chosen = plan.recommendation
     if chosen is None or chosen.hourly_cost_usd is None:
         raise UsageError(f"the plan for {plan.model} has no priced recommendation")
-    return Hardware(chosen.hourly_cost_usd / max(1, chosen.replicas),
+    return PricedHardware(chosen.hourly_cost_usd / max(1, chosen.replicas),
                     f"{chosen.gpu_count} x {chosen.gpu} ({chosen.engine}, {chosen.quantization})",
                     f"plan ({chosen.provider or 'catalog'} price)", plan.model, chosen.gpu,
                     chosen.engine, chosen.quantization)  # fmt: skip
@@ -45,24 +45,24 @@ def hardware_from_plan(plan: Plan) -> Hardware:
 def hardware_from_catalog(catalog: Catalog, gpu: str, count: int, spot: bool,
                           provider: str | None, hourly_usd: float | None, model: str | None,
                           engine: str | None = None, quantization: str | None = None
-                          ) -> Hardware:  # fmt: skip
+                          ) -> PricedHardware:  # fmt: skip
     """`count` GPUs of type `gpu`, at `hourly_usd` per GPU or the catalog's cheapest price."""
     catalog.gpu(gpu)  # a clear error for an unknown GPU
     if count < 1:
         raise UsageError("--gpu-count must be at least 1")
     if hourly_usd is not None:
-        return Hardware(hourly_usd * count, f"{count} x {gpu}", "given (--price)", model, gpu,
+        return PricedHardware(hourly_usd * count, f"{count} x {gpu}", "given (--price)", model, gpu,
                         engine, quantization)  # fmt: skip
     price = choose_price(catalog, gpu, spot, provider)
     if price is None:
         raise UsageError(f"no price for GPU '{gpu}' in the catalog; give --price USD/GPU-hour")
     kind = "spot" if price.spot else "on-demand"
-    return Hardware(price.per_gpu_hour * count, f"{count} x {gpu}",
+    return PricedHardware(price.per_gpu_hour * count, f"{count} x {gpu}",
                     f"{price.provider} {kind}, {price.source} ({price.as_of})", model, gpu,
                     engine, quantization)  # fmt: skip
 
 
-def cost_report(hardware: Hardware, catalog: Catalog, saturation_tokens_per_s: float,
+def cost_report(hardware: PricedHardware, catalog: Catalog, saturation_tokens_per_s: float,
                 utilization: float, input_share: float) -> dict[str, Any]:  # fmt: skip
     """$/hour, $/1M output tokens at saturation and at `utilization`, hosted break-even."""
     if not 0 < utilization <= 1:
