@@ -18,7 +18,7 @@ from llmhost.plan.architecture import ModelSpec
 from llmhost.plan.catalog import GIB, Catalog, EngineProfile, Gpu, WeightFormat
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.speed import Hardware, decode_step_seconds, estimate_speed
-from llmhost.plan.types import Candidate, MemoryBreakdown, Plan, Requirements
+from llmhost.plan.types import Candidate, MemoryBreakdown, Plan, Requirements, Shape
 
 TENSOR_PARALLEL = (1, 2, 4, 8)
 MAX_NODES = 4
@@ -304,6 +304,7 @@ def _finish(
         requests_per_s_capacity=round(capacity, 4),
         load_time_s=round(engine.startup_s + weights / (engine.load_gbps * 1e9), 1),
         meets_targets=meets,
+        shape=Shape(tp=hw.tensor_parallel, pp=hw.pipeline_parallel),
     )
     if replicas > 1:
         reasons.append(f"{replicas} replicas for {_required_rps(req):.2f} req/s at peak")

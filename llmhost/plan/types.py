@@ -11,6 +11,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmhost.errors import UsageError
+
+# Version of the Plan JSON layout. Bump it when a field changes meaning or goes away; a plan file
+# of another version is refused with a message naming both versions.
+SCHEMA_VERSION = 2
+
 
 @dataclass
 class Requirements:
@@ -63,6 +69,38 @@ class MemoryBreakdown:
 
 
 @dataclass
+class Shape:
+    """How one replica is split over GPUs: tensor, pipeline and expert parallel degrees."""
+
+    tp: int = 1
+    pp: int = 1  # pipeline stages; more than one stage spans nodes
+    ep: int = 1  # expert parallel degree (MoE models); 1 for dense models
+
+    @property
+    def gpus(self) -> int:
+        """GPUs one replica needs (EP reuses the TP x PP GPUs, it adds none)."""
+        return self.tp * self.pp
+
+
+@dataclass
+class EngineArgs:
+    """The engine settings a candidate was planned with; launch and `render` use exactly these.
+
+    Names follow vLLM's `EngineArgs` (`--max-num-seqs` and so on); other engines map what they
+    have (llama.cpp: slots = max_num_seqs, context = max_model_len x slots).
+    """
+
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    max_model_len: int
+    kv_cache_dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    gpu_memory_utilization: float = 0.9
+
+
+@dataclass
 class Candidate:
     """One way to serve the model: GPU type and count, format, engine, speed and cost."""
 
@@ -101,6 +139,8 @@ class Candidate:
     load_time_s: float = 0.0
     meets_targets: bool = True
     hosted: list[HostedComparison] = field(default_factory=list)
+    shape: Shape = field(default_factory=Shape)
+    engine_args: EngineArgs | None = None
 
 
 @dataclass
@@ -121,6 +161,7 @@ class Plan:
     model_source: str = ""
     architecture: dict[str, Any] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -132,7 +173,16 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        """Rebuild a plan written by `to_dict` (or read back from JSON)."""
+        """Rebuild a plan written by `to_dict` (or read back from JSON).
+
+        A plan of another schema version is refused with a message naming both versions.
+        """
+        version = data.get("schema_version", 1 if "candidates" in data else SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise UsageError(
+                f"this plan file has schema version {version}; this llmhost reads version "
+                f"{SCHEMA_VERSION}: run `llmhost plan` again to write a current one"
+            )
         return cls(
             **{
                 **data,
@@ -152,10 +202,13 @@ class Plan:
 
 def _candidate(data: dict[str, Any]) -> Candidate:
     memory = data.get("memory")
+    args = data.get("engine_args")
     return Candidate(
         **{
             **data,
             "memory": MemoryBreakdown(**memory) if memory else None,
             "hosted": [HostedComparison(**h) for h in data.get("hosted", [])],
+            "shape": Shape(**data.get("shape", {})),
+            "engine_args": EngineArgs(**args) if args else None,
         }
     )
