@@ -47,6 +47,18 @@ class ServerConfig(_Strict):
     default_max_tokens: int = Field(1024, ge=1)  # reserved when a request sets no max_tokens
     audit_jsonl: str | None = None  # also write audit records as JSON lines: "-" or a path
     audit_retention_days: int = Field(90, ge=1)
+    # Audit records waiting for the store (during an outage); past this the oldest are dropped
+    # and counted in llmhost_audit_dropped_total.
+    audit_queue_max: int = Field(100_000, ge=100)
+    # /metrics: on its own port (None: on the main port), behind a bearer token read from this
+    # environment variable (None: no token), and with per-tenant series only when asked.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_key_env: str | None = None
+    metrics_tenant_labels: bool = False
+
+    def metrics_key(self) -> str | None:
+        """The token /metrics requires, if one is configured and set."""
+        return os.environ.get(self.metrics_key_env) or None if self.metrics_key_env else None
 
     @model_validator(mode="after")
     def _open_only_on_loopback(self) -> ServerConfig:

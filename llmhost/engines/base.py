@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -66,6 +67,16 @@ class EngineAdapter(Protocol):
         """The engine's load from its metrics page, or None if the page does not say."""
         ...
 
+    tokenize_path: str | None  # the engine's tokenizer endpoint, or None when it has none
+
+    def tokenize_body(self, text: str, model: str) -> bytes:
+        """The JSON body that asks the engine to tokenize `text` (with its special tokens)."""
+        ...
+
+    def token_count(self, response: bytes) -> int | None:
+        """How many tokens the tokenizer endpoint's answer lists; None if it is not readable."""
+        ...
+
 
 class AdapterBase:
     """What most adapters share: no environment, load read from named metrics.
@@ -77,6 +88,19 @@ class AdapterBase:
     running_metric: str | None = None
     waiting_metric: str = ""
     kv_metrics: tuple[tuple[str, float], ...] = ()  # KV-usage metric names, scale to 0-1
+    tokenize_path: str | None = None
+
+    def tokenize_body(self, text: str, model: str) -> bytes:
+        """llama-server's form, `{"content": ..., "add_special": true}` (vLLM overrides it)."""
+        return orjson.dumps({"content": text, "add_special": True})
+
+    def token_count(self, response: bytes) -> int | None:
+        """The length of `tokens` in the answer (llama-server and vLLM both list them)."""
+        try:
+            tokens = orjson.loads(response).get("tokens")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return len(tokens) if isinstance(tokens, list) else None
 
     def launch_env(self, spec: LaunchSpec) -> dict[str, str]:
         """Environment variables the engine needs besides its flags (none by default)."""

@@ -42,6 +42,7 @@ class LlamaCppAdapter(AdapterBase):
     running_metric = "llamacpp:requests_processing"
     waiting_metric = "llamacpp:requests_deferred"
     kv_metrics = (("llamacpp:kv_cache_usage_ratio", 1.0),)
+    tokenize_path: str | None = "/tokenize"
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """llama-server flags: the context is split evenly over `parallel` slots; with

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llmhost.engines.base import EngineAdapter, Load
 
@@ -32,6 +32,7 @@ class Replica:
     state: ReplicaState = ReplicaState.STARTING
     inflight: int = 0  # requests the gateway has open on it now
     failures: int = 0  # consecutive failed requests or health checks
+    error_sources: set[str] = field(default_factory=set)  # who saw the current run of errors
     load: Load | None = None  # the engine's own report, when it has one
     load_at: float = 0.0  # monotonic time of that report
     managed: bool = False  # started by the local supervisor, which owns its start-up
@@ -72,6 +73,7 @@ class ReplicaSet:
             replica.state = state
             if state is ReplicaState.READY:
                 replica.failures = 0
+                replica.error_sources.clear()
             self._notify(replica)
 
     def ready(self) -> list[Replica]:

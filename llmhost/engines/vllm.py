@@ -7,6 +7,8 @@ for metric names (`vllm:kv_cache_usage_perc` in V1, `vllm:gpu_cache_usage_perc` 
 
 from __future__ import annotations
 
+import orjson
+
 from llmhost.engines.base import AdapterBase, LaunchSpec
 
 
@@ -22,6 +24,11 @@ class VllmAdapter(AdapterBase):
     running_metric = "vllm:num_requests_running"
     waiting_metric = "vllm:num_requests_waiting"
     kv_metrics = (("vllm:kv_cache_usage_perc", 1.0), ("vllm:gpu_cache_usage_perc", 1.0))
+    tokenize_path: str | None = "/tokenize"
+
+    def tokenize_body(self, text: str, model: str) -> bytes:
+        """vLLM's form: `{"model": ..., "prompt": ...}` (special tokens added by default)."""
+        return orjson.dumps({"model": model, "prompt": text})
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """`vllm serve` arguments; prefix caching on, since the gateway routes by prefix."""

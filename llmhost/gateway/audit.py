@@ -4,12 +4,19 @@ Records carry who (key prefix, tenant), what (model, replica), how it went (stat
 TTFT, duration) and a SHA-256 of the prompt, never the prompt or completion text, a key or an
 Authorization header. A writer thread commits what has queued every 50 ms, so the guarantee is:
 a request's record is committed to the store within about 100 ms of its response ending, and a
-`kill -9` of the gateway loses at most that window. JSON lines for a SIEM go to stdout or a file
-in the same flush.
+`kill -9` of the gateway loses at most that window.
+
+Failures are contained: while the store is unreachable, records wait in a bounded queue
+(`max_pending`; past it the oldest are dropped) and the writer retries with a growing pause; a
+record the database refuses (a NUL byte, say) is dropped alone, not with its batch, and never
+blocks the ones after it. The JSON-lines sink (stdout or a file, for a SIEM) is separate: a full
+disk there loses JSON lines, never SQL records. Every drop is counted by reason
+(`on_drop`, exported as llmhost_audit_dropped_total) and logged.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import sys
@@ -21,10 +28,17 @@ from typing import TextIO
 
 import orjson
 
+from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.store import AuditRecord, SqlStore
+from llmhost.gateway.store.sql import RecordRefused
 
 log = logging.getLogger("llmhost.audit")
 FLUSH_INTERVAL_S = 0.05
+MAX_PENDING = 100_000
+MAX_BACKOFF_S = 5.0
+BATCH = 1000  # records per transaction
+
+DropCounter = Callable[[str, int], None]  # (reason, records)
 
 
 def prompt_sha256(payload: dict[str, object]) -> str | None:
@@ -55,49 +69,108 @@ class AuditLog:
         store: SqlStore,
         jsonl: TextIO | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
-        on_error: Callable[[Exception], None] | None = None,
+        on_drop: DropCounter | None = None,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.store = store
         self.jsonl = jsonl
         self.flush_interval_s = flush_interval_s
-        self._pending: list[AuditRecord] = []
+        self.max_pending = max_pending
+        self._on_drop = on_drop or (lambda reason, n: None)
+        self._pending: collections.deque[AuditRecord] = collections.deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._on_error = on_error or (lambda exc: log.error("audit write failed: %s", exc))
+        self._pause = flush_interval_s
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Records queued and not yet committed."""
+        return len(self._pending)
 
     def record(self, record: AuditRecord) -> None:
         """Queue one record (cheap; safe to call on the event loop)."""
         with self._lock:
             self._pending.append(record)
+            overflow = len(self._pending) - self.max_pending
+            for _ in range(max(0, overflow)):
+                self._pending.popleft()
+        if overflow > 0:
+            self._dropped("queue_full", overflow)
 
-    def flush(self) -> None:
-        """Commit everything queued so far."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
+    def flush(self) -> bool:
+        """Commit everything queued so far; False if the store was unreachable (kept)."""
+        while True:
+            with self._lock:
+                batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
+            if not batch:
+                return True
+            committed, unsent = self._commit(batch)
+            self._write_jsonl(committed)
+            if unsent:
+                with self._lock:
+                    self._pending.extendleft(reversed(unsent))
+                log.warning("audit store unreachable, %d records wait", self.pending)
+                return False
+
+    def _commit(self, batch: list[AuditRecord]) -> tuple[list[AuditRecord], list[AuditRecord]]:
+        """Insert `batch`: (committed, not sent because the store is unreachable). If the
+        database refuses the batch, insert one by one and drop only the records it refuses."""
         try:
             self.store.add_audit(batch)
-        except Exception as exc:  # keep the records for the next try
-            with self._lock:
-                self._pending[:0] = batch
-            self._on_error(exc)
+            return batch, []
+        except StoreUnavailable:
+            return [], batch
+        except Exception as exc:  # RecordRefused, or anything else: find the culprit
+            if not isinstance(exc, RecordRefused):
+                log.error("audit batch failed (%s); writing its records one by one", exc)
+        kept: list[AuditRecord] = []
+        for i, record in enumerate(batch):
+            try:
+                self.store.add_audit([record])
+            except StoreUnavailable:
+                return kept, batch[i:]
+            except Exception as exc:
+                log.error("audit record dropped, the store refused it: %s", exc)
+                self._dropped("refused", 1)
+                continue
+            kept.append(record)
+        return kept, []
+
+    def _write_jsonl(self, records: list[AuditRecord]) -> None:
+        if self.jsonl is None or not records:
             return
-        if self.jsonl is not None:
-            self.jsonl.write("".join(_line(r) for r in batch))
+        try:
+            self.jsonl.write("".join(_line(r) for r in records))
             self.jsonl.flush()
+        except (OSError, ValueError) as exc:  # a full disk, a closed or broken stream
+            log.error("audit JSON lines not written (%d records): %s", len(records), exc)
+            self._dropped("jsonl", len(records))
+
+    def _dropped(self, reason: str, count: int) -> None:
+        try:
+            self._on_drop(reason, count)
+        except Exception:  # a metrics failure must not stop the writer
+            log.exception("counting dropped audit records failed")
 
     def close(self) -> None:
         """Stop the writer after a last flush."""
         self._stop.set()
         self._thread.join(timeout=5)
-        self.flush()
+        if not self.flush():
+            self._dropped("shutdown", self.pending)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval_s):
-            self.flush()
+        """Flush every interval; while the store is down, back off up to MAX_BACKOFF_S."""
+        while not self._stop.wait(self._pause):
+            try:
+                ok = self.flush()
+            except Exception:  # never let the writer thread die: log and go on
+                log.exception("audit writer failed; retrying")
+                ok = False
+            interval = self.flush_interval_s
+            self._pause = interval if ok else min(MAX_BACKOFF_S, max(interval, self._pause * 2))
 
 
 def _line(record: AuditRecord) -> str:

@@ -2,14 +2,20 @@
 
 A header that is not a well-formed llmhost key is refused before any look-up, so nothing a client
 sends reaches a query except a hex digest. Look-ups (hits and misses) are cached for `ttl_s`
-seconds: a revoked key stops working within that time on every gateway.
+seconds: a revoked key stops working within that time on every gateway. While the store is
+unreachable, a key seen before keeps its last known answer (however old); a key never seen
+raises `StoreUnavailable`, which the gateway answers with 503 and Retry-After.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 
+from aiohttp import web
+
+from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.keys import hash_key, prefix_of
 from llmhost.gateway.store import KeyRecord, SqlStore
 
@@ -39,13 +45,27 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             record = cached[0]
         else:
-            record = await asyncio.to_thread(self.store.key_by_hash, digest)
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            self._cache[digest] = (record, now + self.ttl_s)
+            try:
+                record = await asyncio.to_thread(self.store.key_by_hash, digest)
+            except StoreUnavailable:
+                if cached is None:
+                    raise
+                record = cached[0]  # the last answer the store gave, until it is back
+            else:
+                if len(self._cache) > 100_000:
+                    self._cache.clear()
+                self._cache[digest] = (record, now + self.ttl_s)
         if record is None:
             raise AuthError("unknown API key")
         refusal = record.refusal(time.time())
         if refusal:
             raise AuthError(refusal)
         return record
+
+
+def bearer_matches(request: web.Request, expected: str) -> bool:
+    """Whether the request's `Authorization: Bearer` token is `expected` (constant time; any
+    bytes a client sends, UTF-8 or not, are compared, never decoded into an error)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    given = token.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())

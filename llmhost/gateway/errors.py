@@ -1,4 +1,5 @@
-"""JSON responses, and errors in the OpenAI shape so every OpenAI client can read them."""
+"""JSON responses, errors in the OpenAI shape so every OpenAI client can read them, and the one
+exception every step of the request path raises to refuse a request."""
 
 from __future__ import annotations
 
@@ -21,10 +22,43 @@ KINDS: dict[str, tuple[int, str]] = {
     "request_timeout": (408, "invalid_request_error"),
     "rate_limit_exceeded": (429, "rate_limit_error"),
     "insufficient_quota": (429, "insufficient_quota"),
+    "internal_error": (500, "server_error"),
     "upstream_error": (502, "server_error"),
     "no_backend": (503, "service_unavailable"),
+    "store_unavailable": (503, "service_unavailable"),
     "upstream_timeout": (504, "timeout"),
 }
+
+
+class StoreUnavailable(Exception):
+    """A store the request needs (the database, Redis) cannot be reached right now."""
+
+
+class Refusal(Exception):
+    """A request the gateway will not (or cannot) serve: raised by any step of the request
+    path, rendered in the OpenAI shape and audited in one place."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = dict(headers) if headers else None
+
+    @property
+    def status(self) -> int:
+        """The HTTP status that belongs to this refusal's code."""
+        return KINDS[self.code][0]
+
+    def response(self) -> web.Response:
+        """The refusal as a JSON error response."""
+        return error_response(self.code, self.message, self.param, self.headers)
 
 
 def json_response(

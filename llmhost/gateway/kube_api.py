@@ -22,13 +22,25 @@ def api_client(namespace: str | None, server: str | None = None, token: str = ""
     """A lightkube client for `namespace`: in-cluster by default, else `server` with `token`."""
     config = None
     if server:
-        config = KubeConfig.from_dict({
-            "apiVersion": "v1", "kind": "Config", "current-context": "llmhost",
-            "clusters": [{"name": "api", "cluster": {"server": server}}],
-            "users": [{"name": "llmhost", "user": {"token": token} if token else {}}],
-            "contexts": [{"name": "llmhost", "context": {"cluster": "api", "user": "llmhost",
-                                                          "namespace": namespace or "default"}}],
-        })  # fmt: skip
+        config = KubeConfig.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "llmhost",
+                "clusters": [{"name": "api", "cluster": {"server": server}}],
+                "users": [{"name": "llmhost", "user": {"token": token} if token else {}}],
+                "contexts": [
+                    {
+                        "name": "llmhost",
+                        "context": {
+                            "cluster": "api",
+                            "user": "llmhost",
+                            "namespace": namespace or "default",
+                        },
+                    }
+                ],
+            }
+        )
     return AsyncClient(config=config, namespace=namespace, field_manager="llmhost")
 
 

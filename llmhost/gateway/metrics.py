@@ -56,52 +56,80 @@ class GatewayMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.requests = Counter(
-            "llmhost_requests", "Requests finished, by model and HTTP status.",
-            ["model", "status"], registry=r,
-        )  # fmt: skip
+            "llmhost_requests",
+            "Requests finished, by model and HTTP status.",
+            ["model", "status"],
+            registry=r,
+        )
         self.duration = Histogram(
-            "llmhost_request_duration_seconds", "Time from request to last byte.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "llmhost_request_duration_seconds",
+            "Time from request to last byte.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.ttft = Histogram(
-            "llmhost_time_to_first_token_seconds", "Time from request to first streamed chunk.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "llmhost_time_to_first_token_seconds",
+            "Time from request to first streamed chunk.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter(
-            "llmhost_tokens", "Tokens processed, by model and kind (prompt, completion).",
-            ["model", "kind"], registry=r,
-        )  # fmt: skip
+            "llmhost_tokens",
+            "Tokens processed, by model and kind (prompt, completion).",
+            ["model", "kind"],
+            registry=r,
+        )
         self.inflight = Gauge(
             "llmhost_inflight_requests", "Requests in progress.", ["model"], registry=r
         )
         self.backend_up = Gauge(
-            "llmhost_backend_up", "1 when a replica is ready, else 0.",
-            ["model", "replica"], registry=r,
-        )  # fmt: skip
+            "llmhost_backend_up",
+            "1 when a replica is ready, else 0.",
+            ["model", "replica"],
+            registry=r,
+        )
 
         self.replicas = Gauge(
             "llmhost_replicas", "Replicas the scaler runs, by model.", ["model"], registry=r
         )
         self.desired_replicas = Gauge(
-            "llmhost_desired_replicas", "Replicas the autoscaler wants, by model.", ["model"],
+            "llmhost_desired_replicas",
+            "Replicas the autoscaler wants, by model.",
+            ["model"],
             registry=r,
-        )  # fmt: skip
+        )
         self.queued = Gauge(
-            "llmhost_queued_requests", "Requests waiting for a replica, by model.", ["model"],
+            "llmhost_queued_requests",
+            "Requests waiting for a replica, by model.",
+            ["model"],
             registry=r,
-        )  # fmt: skip
+        )
         self.tenant_tokens = Gauge(
-            "llmhost_tenant_tokens_month", "Tokens a tenant used this calendar month (UTC).",
-            ["tenant"], registry=r,
-        )  # fmt: skip
+            "llmhost_tenant_tokens_month",
+            "Tokens a tenant used this calendar month (UTC).",
+            ["tenant"],
+            registry=r,
+        )
         self.budget_used = Gauge(
-            "llmhost_tenant_budget_used_ratio", "Share of its monthly token budget a tenant used.",
-            ["tenant"], registry=r,
-        )  # fmt: skip
+            "llmhost_tenant_budget_used_ratio",
+            "Share of its monthly token budget a tenant used.",
+            ["tenant"],
+            registry=r,
+        )
+        self.audit_dropped = Counter(
+            "llmhost_audit_dropped",
+            "Audit records dropped, by reason (refused by the store, queue full, jsonl, shutdown).",
+            ["reason"],
+            registry=r,
+        )
         self.scale_events = Counter(
-            "llmhost_scale_events", "Scaling decisions carried out, by model and direction.",
-            ["model", "direction"], registry=r,
-        )  # fmt: skip
+            "llmhost_scale_events",
+            "Scaling decisions carried out, by model and direction.",
+            ["model", "direction"],
+            registry=r,
+        )
 
     def for_model(self, model: str) -> ModelMetrics:
         """Resolved children for one model."""

@@ -30,24 +30,34 @@ SSE_HEADERS = {
 RETRYABLE_STATUS = frozenset({502, 503})  # engine loading, restarting or overloaded
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 CLIENT_CLOSED = 499  # nginx's code for "the client went away"; used in metrics only
-EJECT_AFTER = 3  # server errors in a row before a replica is ejected
+EJECT_AFTER = 3  # server errors or timeouts in a row before a replica is ejected...
+EJECT_WITNESSES = 2  # ...seen by this many different senders (one tenant cannot eject it)
 EJECT_S = 10.0  # how long an ejected replica sits out before health checks may readmit it
 
 
 @dataclass(slots=True)
 class Exchange:
-    """What happened to one request, for metrics (and, later, the audit record)."""
+    """What happened to one request, for metrics, accounting and the audit record."""
 
     started: float
     stream: bool
     strip_usage: bool
     key: bytes = b""  # routing key (prompt prefix) for affinity strategies
+    source: str = ""  # who sent it (tenant, or prompt hash when open): passive ejection's witness
     status: int = 500
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_seen: bool = False  # the engine reported usage (else a cut stream is counted)
     ttft: float | None = None
     replica: Replica | None = None
     tried: list[Replica] = field(default_factory=list)
+    relayed: list[bytes] = field(default_factory=list)  # stream events sent to the client
+    out: web.StreamResponse | None = None  # the client's stream, once started
+
+    @property
+    def cut(self) -> bool:
+        """A stream that reached the client in part and ended without the engine's usage."""
+        return self.stream and bool(self.relayed) and not self.usage_seen
 
 
 class _Retry(Exception):
@@ -89,6 +99,7 @@ async def forward(
             continue
         except TimeoutError:
             ex.status = 504
+            _errored(route, replica, ex.source)
             which = "first byte" if ex.stream else "response"
             return error_response(
                 "upstream_timeout", f"the engine did not send its {which} in time"
@@ -129,9 +140,10 @@ async def _attempt_once(
             _failed(route, replica)
             raise _Retry from exc
         if resp.status >= 500:
-            _errored(route, replica)
+            _errored(route, replica, ex.source)
         else:
             replica.failures = 0
+            replica.error_sources.clear()
         if resp.status in RETRYABLE_STATUS and not last_try:
             resp.close()
             raise _Retry
@@ -156,6 +168,9 @@ async def _relay_whole(resp: UpstreamResponse, ex: Exchange) -> web.Response:
     finally:
         resp.release()
     ex.status = resp.status
+    if resp.close_delimited and resp.status == 200 and not _is_json(data):
+        ex.status = 502  # the engine died mid-body: a cut-off answer is no answer
+        return error_response("upstream_error", "the engine's answer broke off")
     if resp.status == 200 and b'"usage"' in data:
         _count_usage(data, ex)
     return web.Response(status=resp.status, body=data, headers={"Content-Type": resp.content_type})
@@ -169,17 +184,19 @@ async def _relay_stream(
     ex: Exchange,
     total_deadline: float,
 ) -> web.StreamResponse:
-    out = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    out = ex.out = web.StreamResponse(status=200, headers=SSE_HEADERS)
     complete = False
     try:
         await out.prepare(request)
         await out.write(first)
+        ex.relayed.append(first)
         ex.ttft = time.perf_counter() - ex.started
         ex.status = 200
         try:
             async with asyncio.timeout(_left(total_deadline)):
                 async for chunk in events:
                     await out.write(chunk)
+                    ex.relayed.append(chunk)
             complete = True
         except TimeoutError:
             ex.status = 504
@@ -201,8 +218,13 @@ async def _relay_stream(
 
 
 async def _events(resp: UpstreamResponse, ex: Exchange) -> AsyncIterator[bytes]:
-    """Complete SSE events from the engine, as soon as each batch of them arrives."""
+    """Complete SSE events from the engine, as soon as each batch of them arrives.
+
+    A stream whose end is the connection closing must have said `[DONE]` first: an engine that
+    dies mid-stream also closes the connection, and that is a broken stream, not an answer.
+    """
     buf = b""
+    done = False
     try:
         async for chunk in resp.iter_chunks():
             buf += chunk
@@ -210,6 +232,7 @@ async def _events(resp: UpstreamResponse, ex: Exchange) -> AsyncIterator[bytes]:
             if not end:
                 continue
             ready, buf = buf[:end], buf[end:]
+            done = done or b"[DONE]" in ready
             if b'"usage"' in ready:
                 ready = _take_usage(ready, ex)
                 if not ready:
@@ -218,7 +241,10 @@ async def _events(resp: UpstreamResponse, ex: Exchange) -> AsyncIterator[bytes]:
     except UpstreamError as exc:
         raise _UpstreamBroke from exc
     if buf.strip():
+        done = done or b"[DONE]" in buf
         yield buf
+    if resp.close_delimited and not done:
+        raise _UpstreamBroke("the engine closed the stream before [DONE]")
 
 
 def _events_end(buf: bytes) -> int:
@@ -242,8 +268,7 @@ def _take_usage(events: bytes, ex: Exchange) -> bytes:
                 continue
             usage = chunk.get("usage") if isinstance(chunk, dict) else None
             if isinstance(usage, dict):
-                ex.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                ex.completion_tokens = int(usage.get("completion_tokens") or 0)
+                _set_usage(usage, ex)
                 if ex.strip_usage:
                     if not chunk.get("choices"):
                         continue
@@ -259,8 +284,23 @@ def _count_usage(data: bytes, ex: Exchange) -> None:
     except (orjson.JSONDecodeError, AttributeError):
         return
     if isinstance(usage, dict):
-        ex.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        ex.completion_tokens = int(usage.get("completion_tokens") or 0)
+        _set_usage(usage, ex)
+
+
+def _set_usage(usage: dict[str, object], ex: Exchange) -> None:
+    """Take the engine's usage report (counts that are not whole numbers count as 0)."""
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    ex.prompt_tokens = prompt if type(prompt) is int and prompt > 0 else 0
+    ex.completion_tokens = completion if type(completion) is int and completion > 0 else 0
+    ex.usage_seen = True
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _failed(route: Route, replica: Replica) -> None:
@@ -269,11 +309,18 @@ def _failed(route: Route, replica: Replica) -> None:
     route.replica_set.set_state(replica, ReplicaState.DOWN)
 
 
-def _errored(route: Route, replica: Replica) -> None:
-    """The replica answered with a server error. EJECT_AFTER in a row eject it for EJECT_S,
-    even if its health URL still answers; then health checks may bring it back."""
+def _errored(route: Route, replica: Replica, source: str) -> None:
+    """The replica answered with a server error or timed out. EJECT_AFTER in a row, from at
+    least EJECT_WITNESSES different senders, eject it for EJECT_S even if its health URL still
+    answers; then health checks may bring it back. A request whose content makes the engine fail
+    is that request's error: one tenant repeating it cannot take the replica away from others."""
     replica.failures += 1
-    if replica.failures >= EJECT_AFTER and replica.state is ReplicaState.READY:
+    replica.error_sources.add(source)
+    if (
+        replica.failures >= EJECT_AFTER
+        and len(replica.error_sources) >= EJECT_WITNESSES
+        and replica.state is ReplicaState.READY
+    ):
         replica.ejected_until = time.monotonic() + EJECT_S
         route.replica_set.set_state(replica, ReplicaState.DOWN)
 

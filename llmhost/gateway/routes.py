@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from llmhost.config import ModelConfig
 from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
@@ -87,3 +87,33 @@ class Route:
                 pass
             finally:
                 self.queued -= 1
+
+
+class ModelDirectory:
+    """Every name a request may use (model names, aliases, tiers) and the route each leads to."""
+
+    def __init__(self, routes: Sequence[Route], tiers: Mapping[str, Sequence[str]]) -> None:
+        self.routes = list(routes)
+        self.tiers = {name: tuple(chain) for name, chain in tiers.items()}
+        self.by_name: dict[str, Route] = {}
+        for route in self.routes:
+            for name in (route.name, *route.config.aliases):
+                self.by_name[name] = route
+
+    def choose(self, model: str, tier: str | None) -> Route | None:
+        """The route for a request: the tier's (header, else a tier named as the model) or the
+        model's chain (itself, then its fallbacks), first one that can serve; None if unknown."""
+        if tier is not None and tier in self.tiers:
+            chain = [self.by_name[name] for name in self.tiers[tier]]
+        elif model in self.tiers:
+            chain = [self.by_name[name] for name in self.tiers[model]]
+        elif model in self.by_name:
+            first = self.by_name[model]
+            chain = [first, *(self.by_name[name] for name in first.config.fallback)]
+        else:
+            return None
+        return next((route for route in chain if route.servable()), chain[0])
+
+    def names_for(self, allowed: Callable[[Route], bool]) -> list[str]:
+        """Model names and aliases a caller may use (by `allowed`), then the tiers."""
+        return [name for name, route in self.by_name.items() if allowed(route)] + list(self.tiers)

@@ -14,8 +14,9 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
 from llmhost.gateway.scaling import Autoscaler
-from llmhost.gateway.tenancy import apply_retention, export_budgets, open_tenancy
+from llmhost.gateway.tenancy import Tenancy, apply_retention, export_budgets, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
 
@@ -85,28 +86,66 @@ def launch_spec(model: ModelConfig, weights: Path) -> LaunchSpec:
     )
 
 
-async def run_gateway(
+@dataclass
+class Seams:
+    """What tests may hand the composition root instead of letting it build its own."""
+
+    pool: UpstreamPool | None = None  # the request path's client to engines
+    tenancy: Tenancy | None = None  # store, counters, audit
+    clock: Callable[[], float] = time.perf_counter  # the request path's clock
+
+
+@dataclass
+class Parts:
+    """Everything one gateway process runs, built (and owned) by `compose`."""
+
+    config: Config
+    gateway: Gateway
+    metrics: GatewayMetrics
+    tenancy: Tenancy
+    routes: list[Route]
+    monitor: HealthMonitor
+    supervisors: list[tuple[LocalSupervisor, int]] = field(default_factory=list)
+    autoscalers: list[Autoscaler] = field(default_factory=list)
+    cluster_tasks: list[Coroutine[Any, Any, None]] = field(default_factory=list)
+    startup: list[Coroutine[Any, Any, None]] = field(default_factory=list)
+
+
+async def compose(
     config: Config,
     models: list[Prepared],
-    stop: asyncio.Event,
-    on_ready: Callable[[str], None] = lambda url: None,
+    stack: contextlib.AsyncExitStack,
     log_dir: Path | None = None,
-) -> None:
-    """Serve until `stop` is set; every engine process is stopped before this returns."""
+    seams: Seams | None = None,
+) -> Parts:
+    """Build every component of the gateway and register its shutdown on `stack`, so that
+    leaving the stack (normally or by an exception) stops each one, in reverse order: the
+    listener first (registered by the caller, later), then engines, clients and the store."""
+    seams = seams or Seams()
     metrics = GatewayMetrics()
     log_dir = log_dir or cache_dir() / "logs"
+    server = config.server
+    pool = seams.pool or UpstreamPool()
+    stack.callback(pool.close)
+    session = await stack.enter_async_context(
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
+    )
+    if seams.tenancy is not None:
+        tenancy = seams.tenancy
+    else:
+        tenancy = await asyncio.to_thread(open_tenancy, server, metrics)
+        stack.push_async_callback(tenancy.close)
+    kube_clients: list[AsyncClient] = []
+    stack.push_async_callback(_close_all, kube_clients)
     routes: list[Route] = []
     supervisors: list[tuple[LocalSupervisor, int]] = []
     autoscalers: list[Autoscaler] = []
     cluster_tasks: list[Coroutine[Any, Any, None]] = []  # endpoint discovery, one per model
     startup: list[Coroutine[Any, Any, None]] = []  # awaited before the autoscalers start
-    kube_clients: list[AsyncClient] = []  # closed at shutdown
     for item in models:
         model = item.config
         replica_set = ReplicaSet(model.name, adapter(model.engine))
-        replica_set.on_change(
-            lambda rs, r: metrics.set_backend(rs.model, r.id, _up(rs, r))
-        )  # fmt: skip
+        replica_set.on_change(lambda rs, r: metrics.set_backend(rs.model, r.id, _up(rs, r)))
         for i, url in enumerate(model.urls):
             replica_set.add(Replica(id=f"{model.name}-{i}", url=url.rstrip("/")))
         route = Route(model, replica_set, metrics.for_model(model.name))
@@ -117,56 +156,111 @@ async def run_gateway(
         if item.binary is not None and item.weights is not None:
             spec = launch_spec(model, item.weights)
             supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
+            stack.push_async_callback(supervisor.stop)
             supervisors.append((supervisor, model.replicas))
             autoscalers.append(Autoscaler(route, supervisor, model, metrics))
-    pool = UpstreamPool()  # the request path's client
-    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
-    server = config.server
-    tenancy = await asyncio.to_thread(open_tenancy, server)
-    gateway = Gateway(server, routes, config.tiers, metrics, pool, tenancy)
-    runner = web.AppRunner(
-        gateway.app(), handler_cancellation=True, access_log=None,
-        shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=server.idle_timeout_s,
-    )  # fmt: skip
+    gateway = Gateway(server, routes, config.tiers, metrics, pool, tenancy, clock=seams.clock)
     monitor = HealthMonitor([r.replica_set for r in routes], session, server.health_interval_s)
-    health_task: asyncio.Task[None] | None = None
-    scaling: list[asyncio.Task[None]] = []
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, server.host, server.port, reuse_address=True)
-        await site.start()
+    return Parts(
+        config,
+        gateway,
+        metrics,
+        tenancy,
+        routes,
+        monitor,
+        supervisors,
+        autoscalers,
+        cluster_tasks,
+        startup,
+    )
+
+
+def background(
+    stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str
+) -> None:
+    """Run `coro` as a task that leaving `stack` cancels (and waits for)."""
+    task = asyncio.create_task(coro, name=name)
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(cancel)
+
+
+async def _close_all(clients: list[AsyncClient]) -> None:
+    await asyncio.gather(*(client.close() for client in clients))
+
+
+async def listen(
+    stack: contextlib.AsyncExitStack, app: web.Application, host: str, port: int, idle_s: float
+) -> None:
+    """Serve `app` on host:port until `stack` is left (then stop taking connections and let
+    in-flight requests finish for SHUTDOWN_GRACE_S)."""
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+        keepalive_timeout=idle_s,
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+
+
+async def run_gateway(
+    config: Config,
+    models: list[Prepared],
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] = lambda url: None,
+    log_dir: Path | None = None,
+    seams: Seams | None = None,
+) -> None:
+    """Serve until `stop` is set; every engine process is stopped before this returns."""
+    server = config.server
+    async with contextlib.AsyncExitStack() as stack:
+        parts = await compose(config, models, stack, log_dir, seams)
+        tenancy, metrics = parts.tenancy, parts.metrics
+        await listen(stack, parts.gateway.app(), server.host, server.port, server.idle_timeout_s)
+        if server.metrics_port is not None:
+            metrics_app = parts.gateway.metrics_app()
+            await listen(
+                stack, metrics_app, server.host, server.metrics_port, server.idle_timeout_s
+            )
         url = f"http://{server.host}:{server.port}"
         log.info("listening on %s", url)
-        health_task = asyncio.create_task(monitor.run(), name="health")
-        scaling += [asyncio.ensure_future(task) for task in cluster_tasks]
-        retention = asyncio.create_task(
-            apply_retention(tenancy.store, server.audit_retention_days), name="retention"
-        )
-        scaling.append(asyncio.create_task(export_budgets(tenancy.store, metrics), name="budgets"))
-        starting = asyncio.ensure_future(_start_all(supervisors, startup))
+        background(stack, parts.monitor.run(), "health")
+        for i, task in enumerate(parts.cluster_tasks):
+            background(stack, task, f"discovery-{i}")
+        background(stack, apply_retention(tenancy.store, server.audit_retention_days), "retention")
+        if server.metrics_tenant_labels:
+            background(stack, export_budgets(tenancy.store, metrics), "budgets")
+        starting = asyncio.ensure_future(_start_all(parts.supervisors, parts.startup))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()  # raises if no replica came up
-            scaling += [asyncio.create_task(a.run(), name=f"autoscale-{a.route.name}")
-                        for a in autoscalers]  # fmt: skip
+            for scaler in parts.autoscalers:
+                background(stack, scaler.run(), f"autoscale-{scaler.route.name}")
             on_ready(url)
             await stopping
         else:
             starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
         log.info("shutting down")
-    finally:
-        for task in scaling:
-            task.cancel()
-        if health_task is not None:
-            health_task.cancel()
-            retention.cancel()
-        await runner.cleanup()
-        await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
-        await session.close()
-        await asyncio.gather(*(client.close() for client in kube_clients))
-        pool.close()
-        await tenancy.close()
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    config: Config, models: list[Prepared], seams: Seams | None = None
+) -> AsyncIterator[Parts]:
+    """The gateway composed as `run_gateway` does, without a listener: for tests that serve
+    `parts.gateway.app()` on aiohttp's test server. Replicas are health-checked once first."""
+    async with contextlib.AsyncExitStack() as stack:
+        parts = await compose(config, models, stack, seams=seams)
+        await parts.monitor.check_all()
+        yield parts
 
 
 def _cluster_model(

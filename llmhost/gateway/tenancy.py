@@ -4,6 +4,7 @@ through, and the audit record it leaves. Built once per gateway process from the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Coroutine
@@ -13,10 +14,13 @@ from typing import Any
 from llmhost.config import ServerConfig
 from llmhost.gateway.audit import AuditLog, open_jsonl
 from llmhost.gateway.auth import Authenticator
+from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.limits import Counters, month_start
 from llmhost.gateway.limits.memory import MemoryCounters
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.store import SqlStore, open_store
+
+log = logging.getLogger("llmhost.gateway")
 
 
 @dataclass
@@ -37,10 +41,13 @@ class Tenancy:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def close(self) -> None:
-        """Finish pending bookkeeping, flush the audit log, close connections."""
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Finish pending bookkeeping (for at most `grace_s`: a release still retrying against
+        an unreachable Redis is left to its lease), flush the audit log, close connections."""
         if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            _, late = await asyncio.wait(set(self.tasks), timeout=grace_s)
+            for task in late:
+                task.cancel()
         await self.counters.close()
         await asyncio.to_thread(self.audit.close)
         self.store.close()
@@ -49,7 +56,10 @@ class Tenancy:
 async def apply_retention(store: SqlStore, days: int, every_s: float = 86400.0) -> None:
     """Delete audit records older than `days`, now and then daily (run as a task)."""
     while True:
-        await asyncio.to_thread(store.purge_audit, time.time() - days * 86400)
+        try:
+            await asyncio.to_thread(store.purge_audit, time.time() - days * 86400)
+        except StoreUnavailable as exc:
+            log.warning("audit retention skipped, the store is unreachable: %s", exc)
         await asyncio.sleep(every_s)
 
 
@@ -60,7 +70,10 @@ async def export_budgets(store: SqlStore, metrics: GatewayMetrics, every_s: floa
     path is untouched.
     """
     while True:
-        await asyncio.to_thread(_budget_figures, store, metrics)
+        try:
+            await asyncio.to_thread(_budget_figures, store, metrics)
+        except StoreUnavailable as exc:
+            log.warning("tenant budget gauges not refreshed, the store is unreachable: %s", exc)
         await asyncio.sleep(every_s)
 
 
@@ -73,20 +86,30 @@ def _budget_figures(store: SqlStore, metrics: GatewayMetrics) -> None:
             metrics.budget_used.labels(tenant.name).set(used / tenant.monthly_tokens)
 
 
-def open_tenancy(server: ServerConfig) -> Tenancy:
+def open_tenancy(server: ServerConfig, metrics: GatewayMetrics) -> Tenancy:
     """Connect the store (migrating it), the counters and the audit writer."""
     store = open_store(server.store_url)
     counters: Counters
     if server.redis_url:
         from llmhost.gateway.limits.redis_store import RedisCounters
 
-        counters = RedisCounters(server.redis_url, store.tokens_since)
+        lease_s = server.total_timeout_s + server.body_read_timeout_s + 60
+        counters = RedisCounters(server.redis_url, store.tokens_since, lease_s)
     else:
         counters = MemoryCounters(store.tokens_since)
+
+    def dropped(reason: str, count: int) -> None:
+        metrics.audit_dropped.labels(reason).inc(count)
+
     return Tenancy(
         store=store,
         counters=counters,
-        audit=AuditLog(store, open_jsonl(server.audit_jsonl)),
+        audit=AuditLog(
+            store,
+            open_jsonl(server.audit_jsonl),
+            on_drop=dropped,
+            max_pending=server.audit_queue_max,
+        ),
         auth=None if server.auth == "open" else Authenticator(store),
         admin_key=os.environ.get(server.admin_key_env) or None,
         default_max_tokens=server.default_max_tokens,

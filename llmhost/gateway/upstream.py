@@ -171,6 +171,12 @@ class UpstreamResponse:
         self.content_type = conn.content_type.decode("latin-1") or "application/json"
         self._finished = False
 
+    @property
+    def close_delimited(self) -> bool:
+        """Whether the body ends only when the engine closes the connection (no length, not
+        chunked): then a crash mid-body looks like its end, and the caller must check."""
+        return not self._conn.framed
+
     async def read(self) -> bytes:
         """The whole body."""
         parts = []
@@ -229,11 +235,20 @@ class UpstreamPool:
         so they are dropped too; llama-server does this after every stream).
         """
         origin = self.origin(base_url)
-        request = b"".join((
-            b"POST ", path.encode(), b" HTTP/1.1\r\nHost: ", origin.host_header,
-            b"\r\nContent-Type: application/json\r\nContent-Length: ",
-            str(len(body)).encode(), b"\r\n", headers, b"\r\n", body,
-        ))  # fmt: skip
+        request = b"".join(
+            (
+                b"POST ",
+                path.encode(),
+                b" HTTP/1.1\r\nHost: ",
+                origin.host_header,
+                b"\r\nContent-Type: application/json\r\nContent-Length: ",
+                str(len(body)).encode(),
+                b"\r\n",
+                headers,
+                b"\r\n",
+                body,
+            )
+        )
         for attempt in range(2):
             conn = (self._take_idle(origin) if attempt == 0 else None) or await self._connect(
                 origin

@@ -59,10 +59,13 @@ def usage_report(
         prompt = sum(r.prompt_tokens for r in rows if r.model == model)
         completion = sum(r.completion_tokens for r in rows if r.model == model)
         hosted[model] = [
-            HostedCost(api.provider, api.api_model,
-                       round((prompt * api.input + completion * api.output) / 1e6, 6))
+            HostedCost(
+                api.provider,
+                api.api_model,
+                round((prompt * api.input + completion * api.output) / 1e6, 6),
+            )
             for api in catalog.hosted_for(model)
-        ]  # fmt: skip
+        ]
     start = max(since, min((r.first_ts for r in rows), default=until))
     self_hosted = None
     if hourly_usd is not None:
@@ -81,8 +84,14 @@ def print_usage(report: UsageReport) -> None:
     for column in ("tenant", "model", "requests", "errors", "prompt tokens", "output tokens"):
         table.add_column(column, justify="left" if column in ("tenant", "model") else "right")
     for r in report.rows:
-        table.add_row(r.tenant or "(none)", r.model, f"{r.requests:,}", f"{r.errors:,}",
-                      f"{r.prompt_tokens:,}", f"{r.completion_tokens:,}")  # fmt: skip
+        table.add_row(
+            r.tenant or "(none)",
+            r.model,
+            f"{r.requests:,}",
+            f"{r.errors:,}",
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+        )
     console.print(table)
     for model, costs in report.hosted.items():
         priced = ", ".join(f"{c.provider}/{c.api_model} ${c.usd:,.4f}" for c in costs)

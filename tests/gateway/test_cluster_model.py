@@ -42,24 +42,46 @@ class Cluster:
     async def handle(self, request: web.Request) -> web.Response:
         if request.path == SLICES:
             assert request.query["labelSelector"] == "kubernetes.io/service-name=engine-gemma"
-            endpoints = [{"addresses": [address], "targetRef": {"kind": "Pod", "name": pod},
-                          "conditions": {"ready": pod not in self.terminating,
-                                         "terminating": pod in self.terminating}}
-                         for pod, address in sorted(self.pods.items())]  # fmt: skip
-            return _json({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
-                          "metadata": {}, "items": [{
-                              "metadata": {"name": "engine-gemma-abc", "namespace": "llm"},
-                              "addressType": "IPv4", "endpoints": endpoints,
-                              "ports": [{"name": "http", "port": self.port}]}]})  # fmt: skip
+            endpoints = [
+                {
+                    "addresses": [address],
+                    "targetRef": {"kind": "Pod", "name": pod},
+                    "conditions": {
+                        "ready": pod not in self.terminating,
+                        "terminating": pod in self.terminating,
+                    },
+                }
+                for pod, address in sorted(self.pods.items())
+            ]
+            return _json(
+                {
+                    "kind": "EndpointSliceList",
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "metadata": {},
+                    "items": [
+                        {
+                            "metadata": {"name": "engine-gemma-abc", "namespace": "llm"},
+                            "addressType": "IPv4",
+                            "endpoints": endpoints,
+                            "ports": [{"name": "http", "port": self.port}],
+                        }
+                    ],
+                }
+            )
         if request.path == SCALE:
             if request.method == "PATCH":
                 self.replicas = json.loads(await request.read())["spec"]["replicas"]
                 self.patches.append(self.replicas)
                 if self.replicas and self.start_pod:
                     asyncio.get_running_loop().call_later(0.5, self._pod_ready)
-            return _json({"kind": "Scale", "apiVersion": "autoscaling/v1",
-                          "metadata": {"name": "engine-gemma", "namespace": "llm"},
-                          "spec": {"replicas": self.replicas}})  # fmt: skip
+            return _json(
+                {
+                    "kind": "Scale",
+                    "apiVersion": "autoscaling/v1",
+                    "metadata": {"name": "engine-gemma", "namespace": "llm"},
+                    "spec": {"replicas": self.replicas},
+                }
+            )
         return _json({"kind": "Status", "code": 404, "reason": "NotFound"}, 404)
 
     def _pod_ready(self) -> None:
@@ -68,25 +90,35 @@ class Cluster:
 
 
 def _json(value: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(value).encode(),
-                        headers={"Content-Type": "application/json"})  # fmt: skip
+    return web.Response(
+        status=status, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"}
+    )
 
 
 @contextlib.asynccontextmanager
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                  ) -> AsyncIterator[tuple[Cluster, dict[str, StandIn]]]:  # fmt: skip
+async def cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Cluster, dict[str, StandIn]]]:
     """The API stand-in (via KUBECONFIG) and engines on 127.0.0.2-4, all on one port."""
     engine_port, api_port = free_port(), free_port()
     state = Cluster(engine_port)
     api = web.Application()
     api.router.add_route("*", "/{path:.*}", state.handle)
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
-        "users": [{"name": "u", "user": {"token": "sa-token"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "llm"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{api_port}"}}],
+                "users": [{"name": "u", "user": {"token": "sa-token"}}],
+                "contexts": [
+                    {"name": "c", "context": {"cluster": "c", "user": "u", "namespace": "llm"}}
+                ],
+            }
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     engines = {f"127.0.0.{i}": StandIn() for i in (2, 3, 4)}
     async with contextlib.AsyncExitStack() as stack:
@@ -135,9 +167,9 @@ def test_replicas_follow_the_services_endpoints(
     uvloop.run(scenario())
 
 
-def test_a_request_at_zero_scales_the_deployment_and_waits(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:  # fmt: skip
+def test_a_request_at_zero_scales_the_deployment_and_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def scenario() -> None:
         async with cluster(tmp_path, monkeypatch) as (state, engines):
             state.start_pod = "engine-gemma-c"  # ready half a second after the patch
@@ -158,10 +190,17 @@ def test_with_an_outside_scaler_a_request_at_zero_waits_for_its_replica(
 
     async def scenario() -> None:
         async with cluster(tmp_path, monkeypatch) as (state, engines):
-            source = ClusterSource(deployment="engine-gemma", port=state.port, poll_s=0.1,
-                                   scale=False)  # fmt: skip
-            config = ModelConfig(name="gemma", engine="vllm", kubernetes=source,
-                                 min_replicas=0, max_replicas=2, queue_wait_s=10)  # fmt: skip
+            source = ClusterSource(
+                deployment="engine-gemma", port=state.port, poll_s=0.1, scale=False
+            )
+            config = ModelConfig(
+                name="gemma",
+                engine="vllm",
+                kubernetes=source,
+                min_replicas=0,
+                max_replicas=2,
+                queue_wait_s=10,
+            )
             async with gateway([config]) as url:
                 asyncio.get_running_loop().call_later(
                     0.5, state.pods.__setitem__, "engine-gemma-d", "127.0.0.3"

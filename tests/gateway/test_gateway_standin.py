@@ -96,8 +96,10 @@ def test_stream_without_usage_hides_it_but_counts_it() -> None:
 def test_stream_with_usage_passes_it_through_unbuffered() -> None:
     async def scenario() -> None:
         async with standin() as (_, burl), gateway([model("m", burl)]) as url:
-            body = (b'{"model":"m","stream":true,"stream_options":{"include_usage":true},'
-                    b'"messages":[{"role":"user","content":"hi"}]}')  # fmt: skip
+            body = (
+                b'{"model":"m","stream":true,"stream_options":{"include_usage":true},'
+                b'"messages":[{"role":"user"}]}'
+            )
             _, headers, text = await post_stream(url, body)
             assert headers["X-Accel-Buffering"] == "no"
             assert headers["Content-Type"].startswith("text/event-stream")
@@ -110,8 +112,10 @@ def test_stream_with_usage_passes_it_through_unbuffered() -> None:
 def test_crlf_streams_pass_event_by_event_and_count_usage() -> None:
     async def scenario() -> None:
         async with standin() as (_, burl), gateway([model("m", burl)]) as url:
-            body = (b'{"model":"m","messages":[{}],"stream":true,'
-                    b'"x_standin":{"crlf":true,"chunks":4,"chunk_delay_s":0.3}}')  # fmt: skip
+            body = (
+                b'{"model":"m","messages":[{"role":"user"}],"stream":true,'
+                b'"x_standin":{"crlf":true,"chunks":4,"chunk_delay_s":0.3}}'
+            )
             async with (
                 aiohttp.ClientSession() as s,
                 s.post(url + "/v1/chat/completions", data=body) as r,
@@ -135,13 +139,32 @@ def test_crlf_streams_pass_event_by_event_and_count_usage() -> None:
         (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "invalid_value", "model"),
         (b'{"model": "m"}', 400, "invalid_value", "messages"),
         (b'{"model": "m", "messages": []}', 400, "invalid_value", "messages"),
-        (b'{"model": "m", "messages": [{}], "max_tokens": 0}', 400, "invalid_value", "max_tokens"),
-        (b'{"model": "m", "messages": [{}], "max_tokens": true}', 400, "invalid_value",
-         "max_tokens"),
-        (b'{"model": "m", "messages": [{}], "stream": "yes"}', 400, "invalid_value", "stream"),
-        (b'{"model": "nope", "messages": [{}]}', 404, "model_not_found", "model"),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+            400,
+            "invalid_value",
+            "max_tokens",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": true}',
+            400,
+            "invalid_value",
+            "max_tokens",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}',
+            400,
+            "invalid_value",
+            "stream",
+        ),
+        (
+            b'{"model": "nope", "messages": [{"role": "user", "content": "hi"}]}',
+            404,
+            "model_not_found",
+            "model",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_openai_errors(
     body: bytes, status: int, code: str, param: str | None
 ) -> None:
@@ -190,7 +213,8 @@ def test_no_ready_backend_is_503_with_retry_after() -> None:
         dead = "http://127.0.0.1:9"  # discard port: nothing listens
         async with gateway([model("m", dead)], wait_ready=False) as url:
             status, headers, answer = await post(
-                url + "/v1/chat/completions", b'{"model":"m","messages":[{}]}'
+                url + "/v1/chat/completions",
+                b'{"model":"m","messages":[{"role":"user"}]}',
             )
             assert status == 503
             assert headers["Retry-After"] == "2"
@@ -207,16 +231,21 @@ def test_first_byte_and_total_timeouts_are_504() -> None:
             standin() as (_, burl),
             gateway([model("m", burl)], first_byte_timeout_s=0.3, total_timeout_s=0.6) as url,
         ):
-            slow = b'{"model":"m","messages":[{}],"stream":true,"x_standin":{"delay_s":1}}'
+            slow = (
+                b'{"model":"m","messages":[{"role":"user"}],"stream":true,'
+                b'"x_standin":{"delay_s":1}}'
+            )
             status, _, answer = await post(url + "/v1/chat/completions", slow)
             assert (status, answer["error"]["code"]) == (504, "upstream_timeout")
             assert "first byte" in answer["error"]["message"]
-            slow_whole = b'{"model":"m","messages":[{}],"x_standin":{"delay_s":1}}'
+            slow_whole = b'{"model":"m","messages":[{"role":"user"}],"x_standin":{"delay_s":1}}'
             status, _, answer = await post(url + "/v1/chat/completions", slow_whole)
             assert (status, answer["error"]["code"]) == (504, "upstream_timeout")
             # A stream that started in time but runs past the total limit ends with an error event.
-            long = (b'{"model":"m","messages":[{}],"stream":true,'
-                    b'"x_standin":{"chunks":20,"chunk_delay_s":0.1}}')  # fmt: skip
+            long = (
+                b'{"model":"m","messages":[{"role":"user"}],"stream":true,'
+                b'"x_standin":{"chunks":20,"chunk_delay_s":0.1}}'
+            )
             _, _, text = await post_stream(url, long)
             assert '"code":"upstream_timeout"' in text
             assert "[DONE]" not in text
@@ -249,7 +278,7 @@ def test_upstream_error_status_retried_then_passed_on() -> None:
             standin() as (second, url2),
             gateway([model("m", url1, url2)]) as url,
         ):
-            body = b'{"model":"m","messages":[{}],"x_standin":{"status":503}}'
+            body = b'{"model":"m","messages":[{"role":"user"}],"x_standin":{"status":503}}'
             status, _, answer = await post(url + "/v1/chat/completions", body)
             assert len(first.requests) == len(second.requests) == 1  # tried, then retried
             assert status == 503  # both busy: the engine's own answer is passed on
@@ -261,8 +290,10 @@ def test_upstream_error_status_retried_then_passed_on() -> None:
 def test_stream_broken_mid_way_ends_with_an_error_event() -> None:
     async def scenario() -> None:
         async with standin() as (_, burl), gateway([model("m", burl)]) as url:
-            body = (b'{"model":"m","messages":[{}],"stream":true,'
-                    b'"x_standin":{"chunks":5,"break_after":2}}')  # fmt: skip
+            body = (
+                b'{"model":"m","messages":[{"role":"user"}],"stream":true,'
+                b'"x_standin":{"chunks":5,"break_after":2}}'
+            )
             status, _, text = await post_stream(url, body)
             assert status == 200
             assert "w1" in text and '"code":"upstream_error"' in text
@@ -274,8 +305,10 @@ def test_stream_broken_mid_way_ends_with_an_error_event() -> None:
 def test_client_disconnect_cancels_the_upstream_request() -> None:
     async def scenario() -> None:
         async with standin() as (backend, burl), gateway([model("m", burl)]) as url:
-            body = (b'{"model":"m","messages":[{}],"stream":true,'
-                    b'"x_standin":{"chunks":100,"chunk_delay_s":0.05}}')  # fmt: skip
+            body = (
+                b'{"model":"m","messages":[{"role":"user"}],"stream":true,'
+                b'"x_standin":{"chunks":100,"chunk_delay_s":0.05}}'
+            )
             async with (
                 aiohttp.ClientSession() as s,
                 s.post(url + "/v1/chat/completions", data=body) as r,
@@ -299,10 +332,20 @@ def test_engine_credentials_come_from_config_not_the_client(
     monkeypatch.setenv("ENGINE_KEY", "engine-secret")
 
     async def scenario() -> None:
-        async with standin() as (backend, burl), gateway(
-            [model("m", burl, aliases=("fast",), api_key_env="ENGINE_KEY",
-                   upstream_model="org/model-v1")]
-        ) as url:  # fmt: skip
+        async with (
+            standin() as (backend, burl),
+            gateway(
+                [
+                    model(
+                        "m",
+                        burl,
+                        aliases=("fast",),
+                        api_key_env="ENGINE_KEY",
+                        upstream_model="org/model-v1",
+                    )
+                ]
+            ) as url,
+        ):
             c = openai.AsyncOpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0)
             await c.chat.completions.create(
                 model="fast", messages=[{"role": "user", "content": "x"}]
@@ -339,7 +382,7 @@ def test_queue_holds_what_fits_and_refuses_the_rest_with_retry_after() -> None:
                 [model("m", burl, max_inflight_per_replica=1, queue_size=1, queue_wait_s=3)]
             ) as url,
         ):
-            slow = b'{"model":"m","messages":[{}],"x_standin":{"delay_s":0.6}}'
+            slow = b'{"model":"m","messages":[{"role":"user"}],"x_standin":{"delay_s":0.6}}'
             first = asyncio.ensure_future(post(url + "/v1/chat/completions", slow))
             await asyncio.sleep(0.1)
             second = asyncio.ensure_future(post(url + "/v1/chat/completions", slow))
@@ -364,9 +407,13 @@ def test_prefix_routing_keeps_a_prefix_on_one_replica() -> None:
         ):
             c = client(url)
             for i in range(6):
-                await c.chat.completions.create(model="m", messages=[
-                    {"role": "system", "content": "Shared system prompt " * 20},
-                    {"role": "user", "content": f"question {i}"}])  # fmt: skip
+                await c.chat.completions.create(
+                    model="m",
+                    messages=[
+                        {"role": "system", "content": "Shared system prompt " * 20},
+                        {"role": "user", "content": f"question {i}"},
+                    ],
+                )
             assert sorted([len(a.requests), len(b.requests)]) == [0, 6]
 
     run(scenario)
@@ -388,8 +435,9 @@ def test_fallback_chain_and_tiers_route_around_a_model_that_is_down() -> None:
             for name in (b"big", b"quality", b"fast"):
                 status, _, answer = await post(url + "/v1/chat/completions", body % name)
                 assert status == 200, answer
-            status, _, _ = await post(url + "/v1/chat/completions", body % b"big",
-                                      **{"x-llmhost-tier": "fast"})  # fmt: skip
+            status, _, _ = await post(
+                url + "/v1/chat/completions", body % b"big", **{"x-llmhost-tier": "fast"}
+            )
             assert status == 200 and len(small.requests) == 4
             status, _, answer = await post(url + "/v1/chat/completions", body % b"nope")
             assert status == 404 and "fast" in answer["error"]["message"]
@@ -404,8 +452,12 @@ def test_a_replica_failing_in_a_row_is_ejected_despite_a_healthy_health_url() ->
             standin() as (_, good_url),
             gateway([model("m", bad_url, good_url, routing="round-robin")]) as url,
         ):
-            body = b'{"model":"m","messages":[{"role":"user","content":"x"}]}'
-            statuses = [(await post(url + "/v1/chat/completions", body))[0] for _ in range(10)]
+            # Different senders (open gateway: different prompts) all see the replica fail.
+            bodies = [
+                b'{"model":"m","messages":[{"role":"user","content":"x%d"}]}' % i for i in range(10)
+            ]
+            statuses = [(await post(url + "/v1/chat/completions", b))[0] for b in bodies]
+            body = bodies[0]
             await asyncio.sleep(0.5)  # health checks pass, but the ejection holds
             statuses += [(await post(url + "/v1/chat/completions", body))[0] for _ in range(4)]
             assert len(bad.requests) == 3 and statuses.count(500) == 3

@@ -33,12 +33,19 @@ def test_sigterm_drains_the_stream_in_flight_and_refuses_new_work(
 ) -> None:
     port = free_port()
     config = tmp_path / "llmhost.yaml"
-    config.write_text(yaml.safe_dump({
-        "server": {"port": port, "auth": "open", "store_url": f"sqlite:///{tmp_path}/s.db"},
-        "models": [{"name": "m", "engine": "openai", "urls": [backend]}],
-    }))  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "llmhost", "up", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "server": {"port": port, "auth": "open", "store_url": f"sqlite:///{tmp_path}/s.db"},
+                "models": [{"name": "m", "engine": "openai", "urls": [backend]}],
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmhost", "up", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/ready", proc, timeout_s=60)

@@ -77,10 +77,17 @@ def audit_rows(tmp_path: Path) -> list[Any]:
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-key",
-     "Bearer ' OR 1=1 --", "Bearer llmh-0123456789-' OR '1'='1'; DROP TABLE api_keys; --xx",
-     "Bearer llmh-0123456789-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
-)  # fmt: skip
+    [
+        None,
+        "",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-key",
+        "Bearer ' OR 1=1 --",
+        "Bearer llmh-0123456789-' OR '1'='1'; DROP TABLE api_keys; --xx",
+        "Bearer llmh-0123456789-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ],
+)
 def test_missing_malformed_unknown_and_injected_keys_get_401(
     tmp_path: Path, header: str | None
 ) -> None:
@@ -104,8 +111,10 @@ def test_expired_revoked_and_model_outside_the_list(tmp_path: Path) -> None:
         expired = new_key(tmp_path, expires_at=time.time() + 0.5)
         limited = new_key(tmp_path, models=["other"])
         revoked = new_key(tmp_path)
-        async with standin() as (_, burl), gateway([model("m", burl), model("other", burl)],
-                                                   **keyed(tmp_path)) as url:  # fmt: skip
+        async with (
+            standin() as (_, burl),
+            gateway([model("m", burl), model("other", burl)], **keyed(tmp_path)) as url,
+        ):
             await asyncio.sleep(0.6)
             status, _, body = await call(url, expired)
             assert status == 401 and "expired" in body["error"]["message"]
@@ -156,12 +165,13 @@ def test_monthly_budget_stops_requests_once_spent(tmp_path: Path) -> None:
                 status, _, body = await call(url, key, {**CHAT, "max_tokens": 1})
                 statuses.append(status)
                 await asyncio.sleep(0.05)  # let the reconciliation land
-            # Each admission reserves ~26 tokens (body bytes / 4 + max_tokens) and reconciles to
-            # the 18 used: admitted while spent + 26 <= 100, so five go through, then none.
-            assert statuses == [200] * 5 + [429] * 3
+            # Each admission reserves 37 tokens (the prompt's 20 bytes, 16 for the chat template,
+            # max_tokens 1) and reconciles to the 18 used: admitted while spent + 37 <= 100, so
+            # four go through, then none.
+            assert statuses == [200] * 4 + [429] * 4
             assert body["error"]["code"] == "insufficient_quota"
-            assert "90 of its 100" in body["error"]["message"]  # spent, never overrun
-            assert len(backend.requests) == 5
+            assert "72 of its 100" in body["error"]["message"]  # spent, never overrun
+            assert len(backend.requests) == 4
 
     run(scenario)
 
@@ -191,9 +201,11 @@ def test_tenant_usage_and_budget_share_are_exported_from_the_store(tmp_path: Pat
         task.cancel()
 
     uvloop.run(scenario())
-    values = {(s.name, tuple(s.labels.values())): s.value
-              for f in text_string_to_metric_families(metrics.render().decode())
-              for s in f.samples}  # fmt: skip
+    values = {
+        (s.name, tuple(s.labels.values())): s.value
+        for f in text_string_to_metric_families(metrics.render().decode())
+        for s in f.samples
+    }
     assert values[("llmhost_tenant_tokens_month", ("acme",))] == 450
     assert values[("llmhost_tenant_budget_used_ratio", ("acme",))] == 0.45
     assert values[("llmhost_tenant_tokens_month", ("free",))] == 15
@@ -238,12 +250,20 @@ def test_audit_has_counts_and_a_prompt_hash_never_content_or_keys(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "//v1/chat/completions"), ("POST", "/v1/chat/completions/"),
-     ("POST", "/V1/Chat/Completions"), ("POST", "/v1/chat%2Fcompletions"),
-     ("POST", "/v1/../v1/chat/completions"), ("POST", "/admin/../v1/chat/completions"),
-     ("HEAD", "/v1/chat/completions"), ("OPTIONS", "/v1/chat/completions"),
-     ("GET", "/v1/models"), ("POST", "/v1/completions"), ("POST", "/v1/embeddings")],
-)  # fmt: skip
+    [
+        ("POST", "//v1/chat/completions"),
+        ("POST", "/v1/chat/completions/"),
+        ("POST", "/V1/Chat/Completions"),
+        ("POST", "/v1/chat%2Fcompletions"),
+        ("POST", "/v1/../v1/chat/completions"),
+        ("POST", "/admin/../v1/chat/completions"),
+        ("HEAD", "/v1/chat/completions"),
+        ("OPTIONS", "/v1/chat/completions"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+    ],
+)
 def test_no_path_or_method_trick_reaches_an_engine_without_a_key(
     tmp_path: Path, method: str, path: str
 ) -> None:
@@ -267,8 +287,12 @@ def test_clients_never_choose_the_upstream(tmp_path: Path) -> None:
             standin() as (engine, burl),
             gateway([model("m", burl)], **keyed(tmp_path)) as url,
         ):
-            body = {**CHAT, "api_base": attacker_url, "base_url": attacker_url,
-                    "url": attacker_url + "/v1/chat/completions"}  # fmt: skip
+            body = {
+                **CHAT,
+                "api_base": attacker_url,
+                "base_url": attacker_url,
+                "url": attacker_url + "/v1/chat/completions",
+            }
             host = attacker_url.removeprefix("http://")
             status, _, _ = await call(url, key, body, Host=host, **{"X-Forwarded-Host": host})
             assert status == 200 and len(engine.requests) == 1 and attacker.requests == []
@@ -282,8 +306,10 @@ def test_oversized_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
         async with standin() as (_, burl), gateway([model("m", burl)], **keyed(tmp_path)) as url:
             host, port = url.removeprefix("http://").split(":")
             reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                         f"{key}\r\nContent-Length: 50000000\r\n\r\n{{".encode())  # fmt: skip
+            writer.write(
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                f"{key}\r\nContent-Length: 50000000\r\n\r\n{{".encode()
+            )
             await writer.drain()
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)  # not 50 MB later
             assert head.startswith(b"HTTP/1.1 413")
@@ -301,8 +327,10 @@ def test_slow_body_times_out(tmp_path: Path) -> None:
         ):
             host, port = url.removeprefix("http://").split(":")
             reader, writer = await asyncio.open_connection(host, int(port))
-            writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                         f"{key}\r\nContent-Length: 100\r\n\r\n{{".encode())  # fmt: skip
+            writer.write(
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                f"{key}\r\nContent-Length: 100\r\n\r\n{{".encode()
+            )
             await writer.drain()
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
             assert head.startswith(b"HTTP/1.1 408") and backend.requests == []
@@ -322,23 +350,28 @@ def test_admin_api_creates_lists_and_revokes_keys(
             assert status == 401
             user = new_key(tmp_path)
             assert (await call(url, user, {"tenant": "t"}, path="/admin/keys"))[0] == 401
-            status, _, made = await call(url, "admin-secret-1234", {"tenant": "t", "rpm": 5},
-                                         path="/admin/keys")  # fmt: skip
+            status, _, made = await call(
+                url, "admin-secret-1234", {"tenant": "t", "rpm": 5}, path="/admin/keys"
+            )
             assert status == 201 and made["record"]["rpm"] == 5
             assert (await call(url, made["key"]))[0] == 200
-            status, _, listed = await call(url, "admin-secret-1234", path="/admin/keys",
-                                           method="GET")  # fmt: skip
+            status, _, listed = await call(
+                url, "admin-secret-1234", path="/admin/keys", method="GET"
+            )
             text = json.dumps(listed)
             assert status == 200 and made["key"] not in text and "hash" not in text
             prefix = made["record"]["prefix"]
-            assert (await call(url, "admin-secret-1234", path=f"/admin/keys/{prefix}",
-                               method="DELETE"))[0] == 200  # fmt: skip
+            assert (
+                await call(url, "admin-secret-1234", path=f"/admin/keys/{prefix}", method="DELETE")
+            )[0] == 200
             await asyncio.sleep(0.1)
-            status, _, usage = await call(url, "admin-secret-1234", path="/admin/usage?tenant=t",
-                                          method="GET")  # fmt: skip
+            status, _, usage = await call(
+                url, "admin-secret-1234", path="/admin/usage?tenant=t", method="GET"
+            )
             assert status == 200 and usage["data"][0]["requests"] == 1
-            bad = await call(url, "admin-secret-1234", {"tenant": "t", "rpm": 0},
-                             path="/admin/keys")  # fmt: skip
+            bad = await call(
+                url, "admin-secret-1234", {"tenant": "t", "rpm": 0}, path="/admin/keys"
+            )
             assert bad[0] == 400 and "rpm" in bad[2]["error"]["message"]
 
     run(scenario)
@@ -358,8 +391,9 @@ def test_audit_retention_applies_when_the_gateway_starts(tmp_path: Path) -> None
 
     store = open_store(f"sqlite:///{tmp_path / 'llmhost.db'}")
     old, recent = time.time() - 10 * 86400, time.time() - 86400
-    store.add_audit([AuditRecord(ts, None, "t", "m", None, 200, 1, 1, None, 1.0, None)
-                     for ts in (old, recent)])  # fmt: skip
+    store.add_audit(
+        [AuditRecord(ts, None, "t", "m", None, 200, 1, 1, None, 1.0, None) for ts in (old, recent)]
+    )
     store.close()
 
     async def scenario() -> None:

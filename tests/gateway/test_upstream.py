@@ -86,9 +86,11 @@ def test_content_length_body_and_keep_alive_reuse() -> None:
 
 
 def test_chunked_body_arrives_piece_by_piece() -> None:
-    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n"
-               b"7\r\ndata: 1\r\n7\r\ndata: 2\r\n0\r\n\r\n")  # fmt: skip
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"7\r\ndata: 1\r\n7\r\ndata: 2\r\n0\r\n\r\n"
+    )
 
     async def scenario(pool: UpstreamPool, url: str, server: Server) -> None:
         resp = await pool.post(url, "/s", b"{}")

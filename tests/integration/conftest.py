@@ -45,8 +45,10 @@ def start_gateway(config: dict[str, object], workdir: Path, timeout_s: float = 1
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llmhost", "up", "--config", str(path), "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     served = Served(f"http://127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -91,10 +93,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "server": {"health_interval_s": 0.5},
         "models": [
             {**GEMMA, "replicas": 2, "parallel": 4, "threads": 1},
-            {"name": "gemma-embed", "weights": "embedded", "replicas": 1, "parallel": 1,
-             "context": 512, "threads": 1, "args": ["--embeddings", "--pooling", "mean"]},
+            {
+                "name": "gemma-embed",
+                "weights": "embedded",
+                "replicas": 1,
+                "parallel": 1,
+                "context": 512,
+                "threads": 1,
+                "args": ["--embeddings", "--pooling", "mean"],
+            },
         ],
-    }  # fmt: skip
+    }
     served = start_gateway(config, tmp_path_factory.mktemp("gateway"))
     yield served
     left = stop_gateway(served)

@@ -30,11 +30,21 @@ OUTPUT = 12
 @pytest.fixture(scope="module")
 def engine() -> Iterator[str]:
     """One llama-server of the embedded model with 2 slots; its base URL."""
-    spec = LaunchSpec(weights=str(embedded_gguf()), served_name="gemma-3-270m", context=1024,
-                      parallel=2, port=free_port(), threads=2, chat_template="gemma")  # fmt: skip
-    proc = subprocess.Popen([str(build_llama_server()), *LlamaCppAdapter().launch_args(spec)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    spec = LaunchSpec(
+        weights=str(embedded_gguf()),
+        served_name="gemma-3-270m",
+        context=1024,
+        parallel=2,
+        port=free_port(),
+        threads=2,
+        chat_template="gemma",
+    )
+    proc = subprocess.Popen(
+        [str(build_llama_server()), *LlamaCppAdapter().launch_args(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{spec.port}"
     try:
         wait_http(url + "/health", proc, timeout_s=120)
@@ -53,11 +63,28 @@ def gateway(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 def bench(url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llmhost", "bench", url, "--model", "gemma-3-270m",
-         "--prompt-tokens", "48", "--output-tokens", str(OUTPUT), "--requests", "4",
-         "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "bench",
+            url,
+            "--model",
+            "gemma-3-270m",
+            "--prompt-tokens",
+            "48",
+            "--output-tokens",
+            str(OUTPUT),
+            "--requests",
+            "4",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def check_consistent(results: dict[str, Any]) -> None:
@@ -77,9 +104,24 @@ def check_consistent(results: dict[str, Any]) -> None:
 
 
 def test_sweep_against_the_engine_directly(engine: str, tmp_path: Path) -> None:
-    done = bench(engine, tmp_path, "--sweep", "concurrency", "--max-concurrency", "2",
-                 "--gpu", "cpu", "--price", "0.10", "--catalog-model", "gemma-3-270m",
-                 "--engine", "llamacpp", "--quant", "q4_k_m")  # fmt: skip
+    done = bench(
+        engine,
+        tmp_path,
+        "--sweep",
+        "concurrency",
+        "--max-concurrency",
+        "2",
+        "--gpu",
+        "cpu",
+        "--price",
+        "0.10",
+        "--catalog-model",
+        "gemma-3-270m",
+        "--engine",
+        "llamacpp",
+        "--quant",
+        "q4_k_m",
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert [lv["concurrency"] for lv in results["levels"]] == [1, 2]
@@ -88,16 +130,18 @@ def test_sweep_against_the_engine_directly(engine: str, tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_size > 0
     cost = results["cost"]
     best = max(lv["summary"]["output_token_throughput"] for lv in results["levels"])
-    assert cost["usd_per_million_output_tokens_saturated"] == pytest.approx(0.10 / (best * 3600)
-                                                                             * 1e6)  # fmt: skip
+    assert cost["usd_per_million_output_tokens_saturated"] == pytest.approx(
+        0.10 / (best * 3600) * 1e6
+    )
     assert "$0.10/hour" in done.stdout and "per 1M output tokens" in done.stdout
     assert "gpt-4o-mini" in {r["api_model"] for r in cost["hosted"]}  # the reference APIs
     assert all(r["break_even_tokens_per_day"] > 0 for r in cost["hosted"])
 
 
 def test_a_poisson_rate_sweep_through_the_gateway(gateway: Served, tmp_path: Path) -> None:
-    done = bench(gateway.url, tmp_path, "--sweep", "rate", "--rate-steps", "2",
-                 "--max-concurrency", "2")  # fmt: skip
+    done = bench(
+        gateway.url, tmp_path, "--sweep", "rate", "--rate-steps", "2", "--max-concurrency", "2"
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     levels = results["levels"]
@@ -120,15 +164,37 @@ def flaky() -> Iterator[str]:
 
 def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.jsonl"
-    rows = [{"prompt": "ok"}, {"prompt": "no", "x_standin": {"status": 500}},
-            {"prompt": "cut", "x_standin": {"break_after": 1}}]  # fmt: skip
+    rows = [
+        {"prompt": "ok"},
+        {"prompt": "no", "x_standin": {"status": 500}},
+        {"prompt": "cut", "x_standin": {"break_after": 1}},
+    ]
     prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "llmhost", "bench", flaky, "--model", "m", "--workload", "file",
-         "--prompts-file", str(prompts), "--requests", "6", "--concurrency", "2",
-         "--no-force-length", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "bench",
+            flaky,
+            "--model",
+            "m",
+            "--workload",
+            "file",
+            "--prompts-file",
+            str(prompts),
+            "--requests",
+            "6",
+            "--concurrency",
+            "2",
+            "--no-force-length",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "results.json").read_text())["levels"][0]["summary"]
     assert summary["succeeded"] == 2

@@ -31,8 +31,14 @@ CONTEXT, PARALLEL = 2048, 2
 def engine_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = build_llama_server()
     log_path: Path = tmp_path_factory.mktemp("engine") / "llama-server.log"
-    spec = LaunchSpec(weights=str(embedded_gguf()), served_name="gemma", context=CONTEXT,
-                      parallel=PARALLEL, port=free_port(), threads=2)  # fmt: skip
+    spec = LaunchSpec(
+        weights=str(embedded_gguf()),
+        served_name="gemma",
+        context=CONTEXT,
+        parallel=PARALLEL,
+        port=free_port(),
+        threads=2,
+    )
     args = [str(binary), *LlamaCppAdapter().launch_args(spec), "-lv", "4"]  # as the supervisor
     with log_path.open("w") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -22,9 +22,10 @@ OTHER = "You translate English into French, one sentence at a time. " * 10
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, Path]]:
     workdir = tmp_path_factory.mktemp("prefix")
-    config = {"server": {"health_interval_s": 0.5},
-              "models": [{**GEMMA, "replicas": 2, "parallel": 1, "threads": 1,
-                          "routing": "prefix"}]}  # fmt: skip
+    config = {
+        "server": {"health_interval_s": 0.5},
+        "models": [{**GEMMA, "replicas": 2, "parallel": 1, "threads": 1, "routing": "prefix"}],
+    }
     served = start_gateway(config, workdir)
     yield served, workdir
     assert stop_gateway(served) == []
@@ -34,9 +35,11 @@ async def chat(url: str, system: str, question: str) -> int:
     client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     try:
         reply = await client.chat.completions.create(
-            model="gemma-3-270m", max_tokens=4, temperature=0,
+            model="gemma-3-270m",
+            max_tokens=4,
+            temperature=0,
             messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
-        )  # fmt: skip
+        )
         assert reply.usage is not None
         return reply.usage.prompt_tokens
     finally:
@@ -48,8 +51,7 @@ def replicas_used(workdir: Path, since: int) -> list[str]:
     return [r.replica or "" for r in records][since:]
 
 
-def test_equal_prefixes_stay_on_one_replica_and_a_burst_spills(served: tuple[Served, Path]
-                                                               ) -> None:  # fmt: skip
+def test_equal_prefixes_stay_on_one_replica_and_a_burst_spills(served: tuple[Served, Path]) -> None:
     gateway, workdir = served
     for i in range(4):
         asyncio.run(chat(gateway.url, SYSTEM, f"Question {i}: do you fix brakes?"))
@@ -61,8 +63,9 @@ def test_equal_prefixes_stay_on_one_replica_and_a_burst_spills(served: tuple[Ser
     assert len(replicas_used(workdir, 0)) == 5
 
     async def burst() -> None:  # 6 at once on one prefix: past its replica's bound
-        await asyncio.gather(*(chat(gateway.url, SYSTEM, f"Burst {i}: open today?")
-                               for i in range(6)))  # fmt: skip
+        await asyncio.gather(
+            *(chat(gateway.url, SYSTEM, f"Burst {i}: open today?") for i in range(6))
+        )
 
     asyncio.run(burst())
     asyncio.run(asyncio.sleep(0.3))

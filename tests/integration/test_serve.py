@@ -99,12 +99,14 @@ def test_eight_concurrent_requests_all_succeed(served: Served) -> None:
         replies = await asyncio.gather(
             *(
                 c.chat.completions.create(
-                    model=CHAT, messages=[{"role": "user", "content": f"Count to {i}"}],
-                    max_tokens=12, temperature=0,  # sampled, a base model may emit only blanks
+                    model=CHAT,
+                    messages=[{"role": "user", "content": f"Count to {i}"}],
+                    max_tokens=12,
+                    temperature=0,  # sampled, a base model may emit only blanks
                 )
                 for i in range(8)
             )
-        )  # fmt: skip
+        )
         return [r.choices[0].message.content or "" for r in replies]
 
     texts = asyncio.run(scenario())
@@ -121,8 +123,13 @@ def _busy_slots(served: Served) -> float:
 
 def test_client_disconnect_mid_stream_frees_the_engine_slot(served: Served) -> None:
     async def read_a_little_then_leave() -> None:
-        body = {"model": CHAT, "messages": QUESTION, "stream": True, "max_tokens": 3000,
-                "ignore_eos": True}  # fmt: skip
+        body = {
+            "model": CHAT,
+            "messages": QUESTION,
+            "stream": True,
+            "max_tokens": 3000,
+            "ignore_eos": True,
+        }
         async with (
             aiohttp.ClientSession() as s,
             s.post(served.url + "/v1/chat/completions", json=body) as r,
@@ -149,8 +156,11 @@ def test_errors_through_the_real_path(served: Served) -> None:
 
 def test_metrics_show_every_replica_up(served: Served) -> None:
     values = metric_values(served.url + "/metrics")
-    up = {dict(labels)["replica"]: v for (name, labels), v in values.items()
-          if name == "llmhost_backend_up"}  # fmt: skip
+    up = {
+        dict(labels)["replica"]: v
+        for (name, labels), v in values.items()
+        if name == "llmhost_backend_up"
+    }
     assert len(up) == 3 and all(v == 1 for v in up.values())
 
 

@@ -32,8 +32,11 @@ BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":4
 def backend(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     script = str(ROOT / "tests/support/standin.py")
-    proc = subprocess.Popen([sys.executable, script, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, script, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.8)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
@@ -44,14 +47,19 @@ def start(
     tmp_path: Path, backend: str, server: dict[str, object], name: str
 ) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
-    config = {"server": {"port": port, "auth": "keys", **server},
-              "models": [{"name": "m", "engine": "openai", "urls": [backend]}]}  # fmt: skip
+    config = {
+        "server": {"port": port, "auth": "keys", **server},
+        "models": [{"name": "m", "engine": "openai", "urls": [backend]}],
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "llmhost", "up", "--config", str(path)],
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmhost", "up", "--config", str(path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/ready", proc, timeout_s=30)
@@ -65,8 +73,9 @@ async def burst(urls: list[str], key: str, count: int) -> list[int]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def one(i: int) -> int:
-            async with session.post(urls[i % len(urls)] + "/v1/chat/completions", data=BODY,
-                                    headers=headers) as resp:  # fmt: skip
+            async with session.post(
+                urls[i % len(urls)] + "/v1/chat/completions", data=BODY, headers=headers
+            ) as resp:
                 await resp.read()
                 return resp.status
 

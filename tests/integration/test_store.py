@@ -34,8 +34,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 def audit(
     tenant: str, model: str, status: int = 200, tokens: int = 10, ts: float | None = None
 ) -> AuditRecord:
-    return AuditRecord(ts or time.time(), "llmh-0123456789", tenant, model, "r-1", status,
-                       tokens, tokens, 12.5, 40.0, "ab" * 32)  # fmt: skip
+    return AuditRecord(
+        ts or time.time(),
+        "llmh-0123456789",
+        tenant,
+        model,
+        "r-1",
+        status,
+        tokens,
+        tokens,
+        12.5,
+        40.0,
+        "ab" * 32,
+    )
 
 
 def test_migrations_are_versioned_and_idempotent(store: SqlStore) -> None:
@@ -67,8 +78,14 @@ def test_hostile_strings_are_data_not_sql(store: SqlStore) -> None:
 
 def test_audit_usage_budget_and_retention(store: SqlStore) -> None:
     old = time.time() - 40 * 86400
-    store.add_audit([audit("a", "m", ts=old), audit("a", "m"),
-                     audit("a", "m", status=429, tokens=0), audit("b", "m", tokens=5)])  # fmt: skip
+    store.add_audit(
+        [
+            audit("a", "m", ts=old),
+            audit("a", "m"),
+            audit("a", "m", status=429, tokens=0),
+            audit("b", "m", tokens=5),
+        ]
+    )
     rows = {(r.tenant, r.model): r for r in store.usage()}
     assert rows[("a", "m")].requests == 3 and rows[("a", "m")].errors == 1
     assert rows[("a", "m")].prompt_tokens == 20 and rows[("b", "m")].completion_tokens == 5

@@ -71,8 +71,13 @@ async def gateway(
 ) -> AsyncIterator[str]:
     """The gateway serving `models` (external URLs only) on a free port; its base URL."""
     store = Path(tempfile.mkdtemp(prefix="llmhost-store-")) / "llmhost.db"
-    settings = {"port": free_port(), "health_interval_s": 0.2, "auth": "open",
-                "store_url": f"sqlite:///{store}", **server}  # fmt: skip
+    settings = {
+        "port": free_port(),
+        "health_interval_s": 0.2,
+        "auth": "open",
+        "store_url": f"sqlite:///{store}",
+        **server,
+    }
     config = Config(server=ServerConfig(**settings), models=tuple(models), tiers=tiers or {})
     stop, started = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(

@@ -43,10 +43,25 @@ def redis_url() -> str:
     if not _listening(6379) and shutil.which("redis-server"):
         Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port",
-             "6379", "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis"],
-            check=False, capture_output=True,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "-::1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                "/var/lib/redis",
+            ],
+            check=False,
+            capture_output=True,
+        )
         _wait(6379)
     if not _listening(6379):
         _unavailable("Redis (127.0.0.1:6379)")
@@ -62,8 +77,9 @@ def postgres_url() -> str:
         if versions:
             subprocess.run(
                 ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "start"],
-                check=False, capture_output=True,
-            )  # fmt: skip
+                check=False,
+                capture_output=True,
+            )
             _wait(5432)
     if not _listening(5432):
         _unavailable("PostgreSQL (127.0.0.1:5432)")

@@ -41,10 +41,12 @@ def _chunk(content: str | None, finish: str | None = None, usage: bool = False) 
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "standin",
-        "choices": [] if usage else [
+        "choices": []
+        if usage
+        else [
             {"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}
         ],
-    }  # fmt: skip
+    }
     if usage:
         body["usage"] = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
     return b"data: " + orjson.dumps(body) + b"\n\n"
@@ -77,10 +79,12 @@ class StandIn:
     async def embeddings(self, request: web.Request) -> web.Response:
         """A fixed embedding."""
         return web.json_response(
-            {"object": "list", "data": [{"object": "embedding", "index": 0,
-                                         "embedding": [0.1, 0.2]}],
-             "usage": {"prompt_tokens": 3, "total_tokens": 3}}
-        )  # fmt: skip
+            {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         """Chat or text completion, streamed or not, shaped by `x_standin`."""
@@ -137,8 +141,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(StandIn().app(), host="127.0.0.1", port=args.port, access_log=None,
-                print=None, handler_cancellation=True)  # fmt: skip
+    web.run_app(
+        StandIn().app(),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        handler_cancellation=True,
+    )
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ def refuse(
     if kind == "requests":
         message = f"over {limits.rpm} requests per minute"
     elif kind == "tokens" and limits.tpm is not None and tokens > limits.tpm:
-        message = (f"the request reserves {tokens} tokens, more than the key's {limits.tpm} "
-                   "per minute; lower max_tokens")  # fmt: skip
+        message = (
+            f"the request reserves {tokens} tokens, more than the key's {limits.tpm} "
+            "per minute; lower max_tokens"
+        )
         retry_after_s = PERIOD_S
     elif kind == "tokens":
         message = f"over {limits.tpm} tokens per minute"
@@ -114,8 +116,10 @@ def refuse(
         message = f"over {limits.max_concurrent} concurrent requests"
         retry_after_s = 1.0
     else:
-        message = (f"tenant '{limits.tenant}' has used {spent} of its {limits.monthly_tokens} "
-                   "monthly tokens")  # fmt: skip
+        message = (
+            f"tenant '{limits.tenant}' has used {spent} of its {limits.monthly_tokens} "
+            "monthly tokens"
+        )
     return Decision(False, kind, message, retry_after_s, headers)
 
 

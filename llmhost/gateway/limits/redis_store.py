@@ -3,14 +3,25 @@
 One Lua script checks every limit and, only if all allow, records the request: atomic across
 replicas, with Redis' own clock (`TIME`) so replicas' clocks never disagree. The GCRA maths is
 the same as `limits.gcra`; the script returns floats as strings (Redis would truncate them).
+
+Outages: a Redis that cannot be reached makes admission raise `StoreUnavailable` (the gateway
+fails closed, with 503 and Retry-After); the client reconnects by itself once Redis is back, and
+reloads the scripts a restarted Redis has forgotten. A request that ends during an outage keeps
+retrying its release in the background; its concurrency lease, as long as the longest request
+may last (`lease_s`), frees the slot by itself if Redis stays away longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.limits import (
     PERIOD_S,
     Decision,
@@ -96,20 +107,34 @@ if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCRBY', KEYS[3], delta) 
 return 1
 """
 
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 BUDGET_TTL_S = 40 * 86400
-LEASE_S = 3600  # a crashed gateway's concurrency slot frees itself after this
+LEASE_S = 660.0  # default lease: the default total timeout (600 s) and a margin
+TIMEOUT_S = 2.0  # a Redis call slower than this counts as an outage
+FINISH_RETRY_S = (0.5, 1, 2, 4, 8, 15, 30, 60)  # pauses between tries to release after an outage
+
+log = logging.getLogger("llmhost.limits")
 
 
 class RedisCounters:
     """Counters in Redis under `llmhost:` keys."""
 
-    def __init__(self, url: str, budget_seed: Callable[[str, float], int]) -> None:
+    def __init__(
+        self, url: str, budget_seed: Callable[[str, float], int], lease_s: float = LEASE_S
+    ) -> None:
         import redis.asyncio as aioredis
 
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._redis: Any = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            health_check_interval=5,
+        )
         self._admit = self._redis.register_script(ADMIT)
         self._finish = self._redis.register_script(FINISH)
         self._seed = budget_seed
+        self.lease_s = lease_s
 
     def _keys(self, limits: Limits, month: float) -> list[str]:
         return [
@@ -125,15 +150,24 @@ class RedisCounters:
         keys = self._keys(limits, month)
         budget = limits.monthly_tokens if limits.monthly_tokens is not None else -1
         args: list[str | int | float] = [
-            limits.rpm or 0, limits.tpm or 0, limits.max_concurrent or 0, budget,
-            tokens, request_id, LEASE_S, PERIOD_S,
-        ]  # fmt: skip
-        for _ in range(2):
-            reply = await self._admit(keys=keys, args=args)
-            if reply[0] != "seed":
-                break
-            used = await asyncio.to_thread(self._seed, limits.tenant, month)
-            await self._redis.set(keys[3], used, nx=True, ex=BUDGET_TTL_S)
+            limits.rpm or 0,
+            limits.tpm or 0,
+            limits.max_concurrent or 0,
+            budget,
+            tokens,
+            request_id,
+            self.lease_s,
+            PERIOD_S,
+        ]
+        try:
+            for _ in range(2):
+                reply = await self._admit(keys=keys, args=args)
+                if reply[0] != "seed":
+                    break
+                used = await asyncio.to_thread(self._seed, limits.tenant, month)
+                await self._redis.set(keys[3], used, nx=True, ex=BUDGET_TTL_S)
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
         verdict = reply[0]
         requests, tokens_check = _gcra(reply[1:6]), _gcra(reply[6:11])
         headers = rate_headers(limits, requests, tokens_check)
@@ -149,12 +183,24 @@ class RedisCounters:
         return refuse("budget", limits, tokens, until_next_month(now), headers, spent)
 
     async def finish(self, limits: Limits, reserved: int, used: int, request_id: str) -> None:
-        """Free the slot and correct the reservation, in one script."""
+        """Free the slot and correct the reservation, in one script; while Redis is away,
+        keep trying (in the background task that called this) until the lease would expire."""
         keys = self._keys(limits, month_start())
-        await self._finish(
-            keys=[keys[1], keys[2], keys[3]],
-            args=[limits.tpm or 0, used - reserved, request_id, PERIOD_S],
-        )
+        script_keys = [keys[1], keys[2], keys[3]]
+        args: list[str | int | float] = [limits.tpm or 0, used - reserved, request_id, PERIOD_S]
+        waited = 0.0
+        for pause in (*FINISH_RETRY_S, None):
+            try:
+                await self._finish(keys=script_keys, args=args)
+                return
+            except REDIS_DOWN as exc:
+                if pause is None or waited >= self.lease_s:
+                    log.error(
+                        "release of request %s lost (redis: %s); its lease expires", request_id, exc
+                    )
+                    return
+            await asyncio.sleep(pause)
+            waited += pause
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -164,5 +210,6 @@ class RedisCounters:
 def _gcra(fields: list[str]) -> Gcra | None:
     if not fields[0]:
         return None
-    return Gcra(fields[0] == "1", float(fields[1]), float(fields[2]), int(fields[3]),
-                float(fields[4]))  # fmt: skip
+    return Gcra(
+        fields[0] == "1", float(fields[1]), float(fields[2]), int(fields[3]), float(fields[4])
+    )

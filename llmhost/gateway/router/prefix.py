@@ -50,8 +50,9 @@ class PrefixAffinity:
         ids = tuple(sorted(r.id for r in replicas))
         if ids == self._ids:
             return
-        nodes = sorted((_hash(f"{rid}#{v}".encode()), rid) for rid in ids
-                       for v in range(VIRTUAL_NODES))  # fmt: skip
+        nodes = sorted(
+            (_hash(f"{rid}#{v}".encode()), rid) for rid in ids for v in range(VIRTUAL_NODES)
+        )
         self._ids = ids
         self._points = [point for point, _ in nodes]
         self._owners = [rid for _, rid in nodes]

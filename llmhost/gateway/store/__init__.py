@@ -7,8 +7,15 @@ from llmhost.gateway.store.records import AuditRecord, KeyRecord, Tenant, UsageR
 from llmhost.gateway.store.sql import SqlStore, dialect_for
 from llmhost.paths import data_dir
 
-__all__ = ["AuditRecord", "KeyRecord", "SqlStore", "Tenant", "UsageRow", "default_url",
-           "open_store"]  # fmt: skip
+__all__ = [
+    "AuditRecord",
+    "KeyRecord",
+    "SqlStore",
+    "Tenant",
+    "UsageRow",
+    "default_url",
+    "open_store",
+]
 
 
 def default_url() -> str:

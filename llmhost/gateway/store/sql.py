@@ -1,50 +1,71 @@
 """The store on SQL: SQLite (WAL) for one gateway, PostgreSQL for several.
 
 One implementation; the dialects differ only in how they connect, their parameter marker and
-their auto-increment column. Every query is parameterised. Calls are synchronous and serialised
-by a lock: the gateway calls them from worker threads (key look-ups, cached) and from the audit
-writer's thread, never on the event loop.
+their auto-increment column. Every query is parameterised. Calls are synchronous: the gateway
+makes them from worker threads (key look-ups, cached) and from the audit writer's thread, never
+on the event loop. SQLite keeps one connection behind a lock; PostgreSQL a pool (psycopg-pool)
+that checks connections before handing them out and reconnects after a server restart.
+
+Errors come out as two kinds: `StoreUnavailable` (the database cannot be reached: try again
+later) and `RecordRefused` (the database refused this data: retrying will not help).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from llmhost.errors import UsageError
+from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.store.records import AuditRecord, KeyRecord, Tenant, UsageRow
 from llmhost.gateway.store.schema import MIGRATIONS
 
-_KEY_COLUMNS = ("prefix, tenant, name, rpm, tpm, max_concurrent, models, expires_at, "
-                "revoked_at, created_at")  # fmt: skip
-_KEY_SELECT = ("SELECT k.prefix, k.tenant, k.name, k.rpm, k.tpm, k.max_concurrent, k.models, "
-               "k.expires_at, k.revoked_at, k.created_at, t.monthly_tokens "
-               "FROM api_keys k JOIN tenants t ON t.name = k.tenant")  # fmt: skip
+_KEY_COLUMNS = (
+    "prefix, tenant, name, rpm, tpm, max_concurrent, models, expires_at, revoked_at, created_at"
+)
+_KEY_SELECT = (
+    "SELECT k.prefix, k.tenant, k.name, k.rpm, k.tpm, k.max_concurrent, k.models, "
+    "k.expires_at, k.revoked_at, k.created_at, t.monthly_tokens "
+    "FROM api_keys k JOIN tenants t ON t.name = k.tenant"
+)
 
 
 class _Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
 
+class RecordRefused(Exception):
+    """The database refused the data itself (a NUL byte, a number out of range)."""
+
+
 class Dialect:
-    """How one database connects and writes the few things that differ."""
+    """How one database connects, hands out connections and names its errors."""
 
     name = ""
     marker = "?"
     id_column = ""
 
-    def connect(self) -> Any:
-        """A new autocommit connection."""
+    def connection(self) -> AbstractContextManager[Any]:
+        """An autocommit connection for one operation."""
         raise NotImplementedError
 
     def begin(self, conn: Any) -> None:
         """Start a transaction on an autocommit connection."""
         conn.execute("BEGIN")
+
+    def translate(self, exc: Exception) -> Exception | None:
+        """The store's error for a driver exception (None: not a database error)."""
+        return None
+
+    def close(self) -> None:
+        """Close every connection."""
 
 
 class SqliteDialect(Dialect):
@@ -56,6 +77,8 @@ class SqliteDialect(Dialect):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
         """Open (creating the folder) with WAL, synchronous=NORMAL and foreign keys on."""
@@ -67,25 +90,82 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The one connection, held alone for the operation."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = self.connect()
+            yield self._conn
+
+    def translate(self, exc: Exception) -> Exception | None:
+        """Integrity and data errors refuse the record; the rest mean the file is unusable."""
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+            return RecordRefused(str(exc))
+        if isinstance(exc, sqlite3.Error):
+            return StoreUnavailable(f"sqlite: {exc}")
+        return None
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
 
 class PostgresDialect(Dialect):
-    """PostgreSQL through psycopg 3."""
+    """PostgreSQL through psycopg 3 and a psycopg-pool connection pool."""
 
     name = "postgresql"
     marker = "%s"
     id_column = "BIGSERIAL PRIMARY KEY"
+    POOL_SIZE = 4
+    WAIT_S = 5.0  # longest wait for a connection before the operation fails as unavailable
 
     def __init__(self, url: str) -> None:
+        from psycopg_pool import ConnectionPool
+
         self.url = url
-
-    def connect(self) -> Any:
-        """An autocommit psycopg connection."""
-        import psycopg
-
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=self.POOL_SIZE,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            check=ConnectionPool.check_connection,
+            timeout=self.WAIT_S,
+            open=False,
+            name="llmhost-store",
+        )
         try:
-            return psycopg.connect(self.url, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise UsageError(f"cannot connect to {self.url}: {exc}".strip()) from None
+            self._pool.open(wait=True, timeout=self.WAIT_S)
+        except Exception as exc:
+            self._pool.close()
+            raise UsageError(f"cannot connect to {_redact(url)}: {exc}".strip()) from None
+
+    def connection(self) -> AbstractContextManager[Any]:
+        """A checked connection from the pool, returned after the operation."""
+        return self._pool.connection()
+
+    def translate(self, exc: Exception) -> Exception | None:
+        """Data and integrity errors refuse the record; connection trouble is an outage."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+            return RecordRefused(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout):
+            return StoreUnavailable(f"postgresql: {str(exc).splitlines()[0] if str(exc) else exc}")
+        return None
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def dialect_for(url: str) -> Dialect:
@@ -102,27 +182,38 @@ class SqlStore:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._conn = dialect.connect()
-        self._lock = threading.Lock()
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self.dialect.marker) if self.dialect.marker != "?" else text
 
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection for one operation, with driver errors turned into the store's own."""
+        try:
+            with self.dialect.connection() as conn:
+                yield conn
+        except Exception as exc:
+            translated = self.dialect.translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            cursor = self._conn.execute(self._sql(sql), params)
+        with self._connection() as conn:
+            cursor = conn.execute(self._sql(sql), params)
             return list(cursor.fetchall()) if cursor.description else []
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        with self._lock:
-            self.dialect.begin(self._conn)
+        with self._connection() as conn:
+            self.dialect.begin(conn)
             try:
-                yield self._conn
+                yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def migrate(self) -> int:
         """Apply the migrations not yet applied; returns the schema version now in force."""
@@ -135,8 +226,9 @@ class SqlStore:
                     continue
                 for statement in statements:
                     conn.execute(statement.replace("{id}", self.dialect.id_column))
-                conn.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"),
-                             (version,))  # fmt: skip
+                conn.execute(
+                    self._sql("INSERT INTO schema_version (version) VALUES (?)"), (version,)
+                )
                 current = version
         return current
 
@@ -144,11 +236,14 @@ class SqlStore:
     def set_tenant(self, name: str, monthly_tokens: int | None, keep_budget: bool) -> None:
         """Create the tenant, or update its budget unless `keep_budget`."""
         if self.tenant(name) is None:
-            self._rows("INSERT INTO tenants (name, monthly_tokens, created_at) VALUES (?, ?, ?)",
-                       (name, monthly_tokens, time.time()))  # fmt: skip
+            self._rows(
+                "INSERT INTO tenants (name, monthly_tokens, created_at) VALUES (?, ?, ?)",
+                (name, monthly_tokens, time.time()),
+            )
         elif not keep_budget:
-            self._rows("UPDATE tenants SET monthly_tokens = ? WHERE name = ?",
-                       (monthly_tokens, name))  # fmt: skip
+            self._rows(
+                "UPDATE tenants SET monthly_tokens = ? WHERE name = ?", (monthly_tokens, name)
+            )
 
     def tenant(self, name: str) -> Tenant | None:
         """A tenant by name."""
@@ -167,10 +262,20 @@ class SqlStore:
         self._rows(
             f"INSERT INTO api_keys ({_KEY_COLUMNS}, key_hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.prefix, record.tenant, record.name, record.rpm, record.tpm,
-             record.max_concurrent, models, record.expires_at, record.revoked_at,
-             record.created_at, key_hash),
-        )  # fmt: skip
+            (
+                record.prefix,
+                record.tenant,
+                record.name,
+                record.rpm,
+                record.tpm,
+                record.max_concurrent,
+                models,
+                record.expires_at,
+                record.revoked_at,
+                record.created_at,
+                key_hash,
+            ),
+        )
 
     def key_by_hash(self, key_hash: str) -> KeyRecord | None:
         """The key whose secret hashes to `key_hash`."""
@@ -195,8 +300,9 @@ class SqlStore:
         found = self.key(prefix)
         if found is None or found.revoked_at is not None:
             return False
-        self._rows("UPDATE api_keys SET revoked_at = ? WHERE prefix = ?",
-                   (now or time.time(), prefix))  # fmt: skip
+        self._rows(
+            "UPDATE api_keys SET revoked_at = ? WHERE prefix = ?", (now or time.time(), prefix)
+        )
         return True
 
     # audit and usage
@@ -210,10 +316,21 @@ class SqlStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         rows = [
-            (r.ts, r.key_prefix, r.tenant, r.model, r.replica, r.status, r.prompt_tokens,
-             r.completion_tokens, r.ttft_ms, r.duration_ms, r.prompt_sha256)
+            (
+                r.ts,
+                r.key_prefix,
+                r.tenant,
+                r.model,
+                r.replica,
+                r.status,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.ttft_ms,
+                r.duration_ms,
+                r.prompt_sha256,
+            )
             for r in records
-        ]  # fmt: skip
+        ]
         with self._transaction() as conn:
             if self.dialect.name == "sqlite":
                 conn.executemany(sql, rows)
@@ -251,22 +368,24 @@ class SqlStore:
             sql += " AND tenant = ?"
             params.append(tenant)
         sql += " GROUP BY tenant, model ORDER BY tenant, model"
-        return [UsageRow(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6]))
-                for r in self._rows(sql, params)]  # fmt: skip
+        return [
+            UsageRow(r[0], r[1], int(r[2]), int(r[3]), int(r[4]), int(r[5]), float(r[6]))
+            for r in self._rows(sql, params)
+        ]
 
     def purge_audit(self, before: float) -> int:
         """Delete audit records older than `before` (retention); how many went."""
-        with self._lock:
-            cursor = self._conn.execute(self._sql("DELETE FROM audit WHERE ts < ?"), (before,))
+        with self._connection() as conn:
+            cursor = conn.execute(self._sql("DELETE FROM audit WHERE ts < ?"), (before,))
             return int(cursor.rowcount or 0)
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        """Close the connections."""
+        self.dialect.close()
 
 
 def _key(row: tuple[Any, ...]) -> KeyRecord:
     models = tuple(m for m in row[6].split(",") if m) if row[6] is not None else None
-    return KeyRecord(row[0], row[1], row[2], row[3], row[4], row[5], models, row[7], row[8],
-                     row[9], row[10])  # fmt: skip
+    return KeyRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], models, row[7], row[8], row[9], row[10]
+    )
