@@ -4,8 +4,9 @@ It is not an engine: it answers instantly with fixed text, so whatever time or f
 through the gateway is the gateway's. A request may steer it with an `x_standin` object:
 `delay_s` (before the headers), `status` (an error status to return), `chunks` (stream length),
 `chunk_delay_s`, `break_after` (drop the connection after that many stream chunks), `reset`
-(drop the connection before answering) and `crlf` (end SSE lines with CRLF). Run as a script
-to serve on a port.
+(drop the connection before answering), `crlf` (end SSE lines with CRLF) and `usage: "count"`
+(report usage as a worst-case tokenizer would: a prompt token per character, and `n` times the
+chunks streamed; otherwise usage is a fixed 12 + 6). Run as a script to serve on a port.
 """
 
 from __future__ import annotations
@@ -35,20 +36,36 @@ COMPLETION = orjson.dumps(
 )
 
 
-def _chunk(content: str | None, finish: str | None = None, usage: bool = False) -> bytes:
+FIXED_USAGE = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+
+
+def counted_usage(body: dict[str, Any], completion: int) -> dict[str, int]:
+    """Usage as a tokenizer of one token per character would report it."""
+    messages = body.get("messages") or []
+    texts = [m.get("content") for m in messages if isinstance(m, dict)]
+    prompt = sum(len(t) for t in texts if isinstance(t, str)) + len(str(body.get("prompt") or ""))
+    total = completion * int(body.get("n") or 1)
+    return {"prompt_tokens": prompt, "completion_tokens": total, "total_tokens": prompt + total}
+
+
+def _chunk(
+    content: str | None,
+    finish: str | None = None,
+    usage: dict[str, int] | None = None,
+) -> bytes:
     body: dict[str, Any] = {
         "id": "chunk-standin",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "standin",
         "choices": []
-        if usage
+        if usage is not None
         else [
             {"index": 0, "delta": {"content": content} if content else {}, "finish_reason": finish}
         ],
     }
-    if usage:
-        body["usage"] = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+    if usage is not None:
+        body["usage"] = usage
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
@@ -103,7 +120,11 @@ class StandIn:
                 {"error": {"message": "stand-in error", "type": "x", "code": None}},
                 status=steer.get("status") or self.fail_status,
             )
+        counting = steer.get("usage") == "count"
         if not body.get("stream"):
+            if counting:
+                whole = {**orjson.loads(COMPLETION), "usage": counted_usage(body, 6)}
+                return web.Response(body=orjson.dumps(whole), content_type="application/json")
             return web.Response(body=COMPLETION, content_type="application/json")
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
@@ -125,7 +146,9 @@ class StandIn:
                     await asyncio.sleep(steer["chunk_delay_s"])
             await out.write(_chunk(None, "stop"))
             if (body.get("stream_options") or {}).get("include_usage"):
-                await out.write(_chunk(None, usage=True))
+                chunks = int(steer.get("chunks", 3))
+                usage = counted_usage(body, chunks) if counting else FIXED_USAGE
+                await out.write(_chunk(None, usage=usage))
             await out.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects += 1
