@@ -84,3 +84,41 @@ def postgres_url() -> str:
     if not _listening(5432):
         _unavailable("PostgreSQL (127.0.0.1:5432)")
     return POSTGRES_URL
+
+
+def _postgres_version() -> str:
+    return sorted(Path("/etc/postgresql").glob("*"))[-1].name
+
+
+def postgres(action: str) -> None:
+    """Stop, start or restart the local PostgreSQL cluster (for fault tests)."""
+    if action == "start" and _listening(5432):
+        return
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", _postgres_version(), "main", action],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    if action != "stop" and not _wait(5432):
+        raise RuntimeError(f"PostgreSQL did not come back after {action}")
+
+
+def stop_redis() -> None:
+    """Shut the local Redis down (nothing is saved: it keeps no data on disk)."""
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, timeout=15)
+    deadline = time.monotonic() + 15
+    while _listening(6379) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def fresh_schema() -> str:
+    """A store URL on the local PostgreSQL in a schema of its own (tests stay apart)."""
+    import secrets
+
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{postgres_url()}?options=-csearch_path%3D{schema}"
