@@ -60,7 +60,7 @@ def openapi_document() -> dict[str, Any]:
     names = {path: schema.__name__ for path, schema in SCHEMAS.items()}
     _, components = msgspec.json.schema_components(list(SCHEMAS.values()), ref_template=REF)
     components["Error"] = ERROR
-    components["KeySpec"] = KeySpec.model_json_schema(ref_template=REF)
+    components["KeySpec"] = KeySpec.model_json_schema(ref_template="#/components/schemas/{model}")
     generation_errors = (400, 401, 403, 404, 408, 413, 429, 502, 503, 504)
     stream = {**_json(ANY_OBJECT), "text/event-stream": {"schema": {"type": "string"}}}
     paths: dict[str, Any] = {

@@ -12,10 +12,12 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from llmhost.config import Config, ModelConfig, ServerConfig
 from llmhost.engines.supervisor import free_port
-from llmhost.gateway.server import Prepared, run_gateway
+from llmhost.gateway.server import Parts, Prepared, run_gateway
+from llmhost.gateway.server import in_process as composed
 from tests.support.standin import StandIn
 
 
@@ -96,6 +98,29 @@ async def gateway(
     finally:
         stop.set()
         await task
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    models: list[ModelConfig], **server: Any
+) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], Parts]]:
+    """The gateway composed as `llmhost up` composes it, served by aiohttp's test server in
+    this process, with its parts (pipeline, tenancy, routes) to inspect or replace."""
+    store = Path(tempfile.mkdtemp(prefix="llmhost-store-")) / "llmhost.db"
+    settings = {"auth": "open", "store_url": f"sqlite:///{store}", **server}
+    config = Config(server=ServerConfig(**settings), models=tuple(models))
+    async with (
+        composed(config, [Prepared(m) for m in models]) as parts,
+        TestClient(TestServer(parts.gateway.app())) as client,
+    ):
+        yield client, parts
+
+
+async def settled(parts: Parts) -> None:
+    """Wait for every request's settlement, then commit the audit log (no sleeping)."""
+    while parts.tenancy.tasks:
+        await asyncio.gather(*parts.tenancy.tasks, return_exceptions=True)
+    await asyncio.to_thread(parts.tenancy.audit.flush)
 
 
 async def until_ready(url: str, timeout_s: float = 10.0) -> None:

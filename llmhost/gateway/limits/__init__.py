@@ -139,6 +139,10 @@ class Counters(Protocol):
         """Release the request's concurrency slot and correct its token reservation."""
         ...
 
+    async def inflight(self, key: str) -> int:
+        """Concurrency slots the key (by its prefix) holds now."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

@@ -71,5 +71,9 @@ class MemoryCounters:
         if (limits.tenant, month) in self._budget:
             self._budget[(limits.tenant, month)] += delta
 
+    async def inflight(self, key: str) -> int:
+        """Slots held by `key`."""
+        return self._inflight.get(key, 0)
+
     async def close(self) -> None:
         """Nothing to release."""

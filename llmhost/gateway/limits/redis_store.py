@@ -202,6 +202,15 @@ class RedisCounters:
             await asyncio.sleep(pause)
             waited += pause
 
+    async def inflight(self, key: str) -> int:
+        """Unexpired leases held by `key`."""
+        try:
+            now = float((await self._redis.time())[0])
+            slots = f"llmhost:inflight:{key}"
+            return int(await self._redis.zcount(slots, now, "+inf"))
+        except REDIS_DOWN as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
