@@ -11,8 +11,11 @@ costs before doing any work of its own. LiteLLM is installed by this
 script into its own virtualenv under ~/.cache/llmhost/bench (pass --no-litellm to skip).
 
 llmhost runs with API keys on (auth, rate and token limits and the audit log on every request).
+llmhost runs with request validation on (every body checked against the OpenAI schema).
 Last line: one JSON object with llmhost_added_p50_ms, llmhost_added_p99_ms, litellm_added_p50_ms,
-litellm_added_p99_ms (all at 300 req/s), llmhost_added_ttft_ms, llmhost_max_rps, litellm_max_rps.
+litellm_added_p99_ms (all at 300 req/s), llmhost_added_ttft_ms, llmhost_max_rps, litellm_max_rps,
+and the target ratios llmhost_vs_floor_added_p50, llmhost_vs_floor_max_rps and
+llmhost_vs_litellm_max_rps.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from llmhost.paths import cache_dir  # noqa: E402
 from tests.support.processes import stop, wait_http  # noqa: E402
 
 LITELLM_VERSION = "1.100.5"  # newer releases need a certifi release the registry lacks
-BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hello there"}],
-                   "max_tokens": 16}).encode()  # fmt: skip
+BODY = json.dumps(
+    {"model": "m", "messages": [{"role": "user", "content": "Hello there"}], "max_tokens": 16}
+).encode()
 STREAM_BODY = json.dumps(
     {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Hello there"}]}
 ).encode()
@@ -79,8 +83,9 @@ def process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a child for the duration of the block, then stop it."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})  # fmt: skip
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         yield proc
     finally:
@@ -94,8 +99,10 @@ def litellm_binary() -> Path:
     if not binary.exists():
         print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q",
-                        f"litellm[proxy]=={LITELLM_VERSION}"], check=True)  # fmt: skip
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+            check=True,
+        )
     return binary
 
 
@@ -166,41 +173,94 @@ def main() -> None:
     # llmhost does its full per-request work: key auth, rate and token limits, audit records.
     store_url = f"sqlite:///{work / 'llmhost.db'}"
     store = open_store(store_url)
-    key, _ = create_key(store, "bench", rpm=10**8, tpm=10**10, max_concurrent=10**6)
+    key, _ = create_key(store, "bench", rpm=10**8, tpm=2 * 10**9, max_concurrent=10**6)
     store.close()
     HEADERS["Authorization"] = f"Bearer {key}"
-    (work / "llmhost.yaml").write_text(yaml.safe_dump({
-        "server": {"port": gateway_port, "auth": "keys", "store_url": store_url},
-        # The stand-in answers at once with no slots to fill, so lift the per-replica in-flight
-        # cap that protects real engines (4 x parallel): this measures the gateway, not its queue.
-        "models": [{"name": "m", "engine": "openai", "urls": [backend],
-                    "max_inflight_per_replica": 100000}],
-    }))  # fmt: skip
-    (work / "litellm.yaml").write_text(yaml.safe_dump({
-        "model_list": [{"model_name": "m", "litellm_params": {
-            "model": "openai/m", "api_base": backend + "/v1", "api_key": "unused"}}],
-        "litellm_settings": {"telemetry": False},
-    }))  # fmt: skip
+    (work / "llmhost.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "server": {"port": gateway_port, "auth": "keys", "store_url": store_url},
+                # The stand-in answers at once with no slots to fill, so lift the per-replica
+                # in-flight cap that protects real engines (4 x parallel): this measures the
+                # gateway, not its queue.
+                "models": [
+                    {
+                        "name": "m",
+                        "engine": "openai",
+                        "urls": [backend],
+                        "max_inflight_per_replica": 100000,
+                    }
+                ],
+            }
+        )
+    )
+    (work / "litellm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model_list": [
+                    {
+                        "model_name": "m",
+                        "litellm_params": {
+                            "model": "openai/m",
+                            "api_base": backend + "/v1",
+                            "api_key": "unused",
+                        },
+                    }
+                ],
+                "litellm_settings": {"telemetry": False},
+            }
+        )
+    )
     targets = {"direct": backend, "llmhost": f"http://127.0.0.1:{gateway_port}"}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(process(
-            [sys.executable, str(ROOT / "tests/support/standin.py"), "--port", str(backend_port)],
-            work / "standin.log"))  # fmt: skip
+        stack.enter_context(
+            process(
+                [
+                    sys.executable,
+                    str(ROOT / "tests/support/standin.py"),
+                    "--port",
+                    str(backend_port),
+                ],
+                work / "standin.log",
+            )
+        )
         wait_http(backend + "/health")
-        gw = stack.enter_context(process(
-            [sys.executable, "-m", "llmhost", "up", "--config", str(work / "llmhost.yaml")],
-            work / "llmhost.log"))  # fmt: skip
+        gw = stack.enter_context(
+            process(
+                [sys.executable, "-m", "llmhost", "up", "--config", str(work / "llmhost.yaml")],
+                work / "llmhost.log",
+            )
+        )
         wait_http(targets["llmhost"] + "/ready", proc=gw)
-        floor = stack.enter_context(process(
-            [sys.executable, str(ROOT / "benchmarks/passthrough_floor.py"), str(floor_port),
-             backend], work / "floor.log"))  # fmt: skip
+        floor = stack.enter_context(
+            process(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks/passthrough_floor.py"),
+                    str(floor_port),
+                    backend,
+                ],
+                work / "floor.log",
+            )
+        )
         targets["floor"] = f"http://127.0.0.1:{floor_port}"
         wait_http(targets["floor"] + "/health", proc=floor)
         if not args.no_litellm:
-            lite = stack.enter_context(process(
-                [str(litellm_binary()), "--config", str(work / "litellm.yaml"),
-                 "--port", str(litellm_port), "--num_workers", "1"],
-                work / "litellm.log", env={"LITELLM_LOG": "ERROR"}))  # fmt: skip
+            lite = stack.enter_context(
+                process(
+                    [
+                        str(litellm_binary()),
+                        "--config",
+                        str(work / "litellm.yaml"),
+                        "--port",
+                        str(litellm_port),
+                        "--num_workers",
+                        "1",
+                    ],
+                    work / "litellm.log",
+                    env={"LITELLM_LOG": "ERROR"},
+                )
+            )
             targets["litellm"] = f"http://127.0.0.1:{litellm_port}"
             wait_http(targets["litellm"] + "/health/liveliness", timeout_s=180, proc=lite)
         runs = asyncio.run(measure(targets, rates, args.seconds))
@@ -255,8 +315,11 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
     print("\ntarget    rate   achieved   p50 ms   p99 ms  errors", file=sys.stderr)
     for name in targets:
         for r in runs[name]:
-            print(f"{name:8} {r.rate:6.0f} {r.achieved:9.1f} {r.pct(50):8.2f} {r.pct(99):8.2f}"
-                  f" {r.errors:7d}", file=sys.stderr)  # fmt: skip
+            print(
+                f"{name:8} {r.rate:6.0f} {r.achieved:9.1f} {r.pct(50):8.2f} {r.pct(99):8.2f}"
+                f" {r.errors:7d}",
+                file=sys.stderr,
+            )
     for name, values in ttfc.items():
         print(
             f"time to first chunk {name:8}: p50 {statistics.median(values):.2f} ms", file=sys.stderr
@@ -267,14 +330,33 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
         "litellm_added_p50_ms": added("litellm", 50),
         "litellm_added_p99_ms": added("litellm", 99),
         "llmhost_added_ttft_ms": round(
-            statistics.median(ttfc["llmhost"]) - statistics.median(ttfc["direct"]), 3),
+            statistics.median(ttfc["llmhost"]) - statistics.median(ttfc["direct"]), 3
+        ),
         "llmhost_max_rps": max_rps("llmhost"),
         "litellm_max_rps": max_rps("litellm") if "litellm" in targets else None,
         "direct_max_rps": max_rps("direct"),
         "floor_added_p50_ms": added("floor", 50),
         "floor_max_rps": max_rps("floor"),
-    }  # fmt: skip
+    }
+    # The targets, as ratios within this run: added p50 within 1.1x of the bare pass-through's,
+    # sustained rate at least 0.9x the pass-through's and 10x LiteLLM's.
+    summary["llmhost_vs_floor_added_p50"] = _ratio(
+        summary["llmhost_added_p50_ms"], summary["floor_added_p50_ms"]
+    )
+    summary["llmhost_vs_floor_max_rps"] = _ratio(
+        summary["llmhost_max_rps"], summary["floor_max_rps"]
+    )
+    summary["llmhost_vs_litellm_max_rps"] = _ratio(
+        summary["llmhost_max_rps"], summary["litellm_max_rps"]
+    )
     print(json.dumps(summary))
+
+
+def _ratio(mine: object, base: object) -> float | None:
+    """mine / base, or None when either is missing (a base of 0 sustained: infinite)."""
+    if not isinstance(mine, int | float) or not isinstance(base, int | float):
+        return None
+    return round(mine / base, 3) if base else float("inf") if mine else None
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ passes through untouched, since engines have extensions of their own. Nesting de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -152,8 +151,7 @@ SCHEMAS: dict[str, type[msgspec.Struct]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     """What the rest of the request path needs to know about a validated body."""
 
     stream: bool
@@ -162,19 +160,18 @@ class Facts:
 
 
 def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
-    """Whether containers nest more than `limit` levels deep (iterative: no recursion limit)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    """Whether containers nest more than `limit` levels deep (level by level: no recursion)."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below += [c for c in children if type(c) is dict or type(c) is list]
+        level = below
+        depth += 1
     return False
 
 
@@ -190,16 +187,15 @@ def validate(payload: dict[str, Any], path: str) -> Facts:
     if isinstance(body, EmbeddingRequest):
         _homogeneous(body.input, "input")
         return Facts(stream=False, max_tokens=None, choices=1)
-    assert isinstance(body, ChatRequest | CompletionRequest)
-    limits = [body.max_tokens]
-    choices = body.n or 1
     if isinstance(body, ChatRequest):
-        limits.append(body.max_completion_tokens)
-    else:
-        _homogeneous(body.prompt, "prompt")
-        choices = max(choices, body.best_of or 1) * _prompts(body.prompt)
-    given = [limit for limit in limits if limit is not None]
-    return Facts(stream=bool(body.stream), max_tokens=max(given, default=None), choices=choices)
+        limit = body.max_tokens
+        if body.max_completion_tokens is not None:
+            limit = max(limit or 0, body.max_completion_tokens)
+        return Facts(body.stream is True, limit, body.n or 1)
+    assert isinstance(body, CompletionRequest)
+    _homogeneous(body.prompt, "prompt")
+    choices = max(body.n or 1, body.best_of or 1) * _prompts(body.prompt)
+    return Facts(body.stream is True, body.max_tokens, choices)
 
 
 def _prompts(prompt: Inputs) -> int:
