@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -32,7 +32,7 @@ from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
-from llmhost.gateway.scaling import Autoscaler
+from llmhost.gateway.scaling import Autoscaler, Scaler
 from llmhost.gateway.tenancy import Tenancy, apply_retention, export_budgets, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
@@ -93,6 +93,7 @@ class Seams:
     pool: UpstreamPool | None = None  # the request path's client to engines
     tenancy: Tenancy | None = None  # store, counters, audit
     clock: Callable[[], float] = time.perf_counter  # the request path's clock
+    scalers: Mapping[str, Scaler] = field(default_factory=dict)  # by model: what scales it
 
 
 @dataclass
@@ -151,9 +152,11 @@ async def compose(
         route = Route(model, replica_set, metrics.for_model(model.name))
         metrics.queued.labels(model.name).set_function(partial(getattr, route, "queued"))
         routes.append(route)
-        if model.kubernetes is not None:
+        if model.name in seams.scalers:
+            autoscalers.append(Autoscaler(route, seams.scalers[model.name], model, metrics))
+        elif model.kubernetes is not None:
             cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup, kube_clients))
-        if item.binary is not None and item.weights is not None:
+        if item.binary is not None and item.weights is not None and model.name not in seams.scalers:
             spec = launch_spec(model, item.weights)
             supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
             stack.push_async_callback(supervisor.stop)

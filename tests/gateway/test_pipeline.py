@@ -121,3 +121,31 @@ def test_steps_are_the_pipeline_s_public_methods() -> None:
     for step in STEPS:
         assert callable(getattr(Pipeline, step)), step
     assert asyncio.iscoroutinefunction(Pipeline.forward)
+
+
+def test_the_composition_root_takes_the_seams_it_is_given(tmp_path: Path) -> None:
+    from llmhost.config import Config, ServerConfig
+    from llmhost.gateway.server import Prepared, Seams
+    from llmhost.gateway.server import in_process as composed
+    from llmhost.gateway.upstream import UpstreamPool
+
+    class Recorder:
+        count = 1
+
+        async def scale(self, count: int, wait: bool = True) -> None:
+            self.count = count
+
+    pool, scaler, ticks = UpstreamPool(), Recorder(), iter(range(10**6))
+    seams = Seams(pool=pool, clock=lambda: float(next(ticks)), scalers={"m": scaler})
+    config = Config(
+        server=ServerConfig(auth="open", store_url=f"sqlite:///{tmp_path / 's.db'}"),
+        models=(model("m", "http://127.0.0.1:9"),),
+    )
+
+    async def scenario() -> None:
+        async with composed(config, [Prepared(m) for m in config.models], seams) as parts:
+            assert parts.gateway.pipeline.pool is pool
+            assert parts.gateway.pipeline.clock() == 0.0
+            assert [a.scaler for a in parts.autoscalers] == [scaler]
+
+    uvloop.run(scenario())
