@@ -25,6 +25,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Role = Literal["operator", "auditor", "viewer"]
+
+
+class OidcConfig(_Strict):
+    """Bearer tokens (JWTs) from an OpenID Connect provider, accepted next to API keys."""
+
+    issuer: str = Field(min_length=1, description="The token's `iss`, exactly.")
+    audience: str = Field(min_length=1, description="The `aud` the gateway requires.")
+    jwks_url: str | None = Field(
+        None, description="The signing keys; default: `jwks_uri` of the issuer's discovery."
+    )
+    tenant_claim: str = Field("tenant", description="The claim that names the tenant.")
+    models_claim: str | None = Field(
+        None, description="A claim (list, or space-separated) of allowed models; None: all."
+    )
+    groups_claim: str = Field("groups", description="The claim listing the caller's groups.")
+    admin_roles: dict[str, Role] = Field(
+        default_factory=dict, description="Groups whose members may use /admin/, and as what."
+    )
+    algorithms: tuple[str, ...] = Field(("RS256", "ES256", "EdDSA"), min_length=1)
+    leeway_s: float = Field(30.0, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
+    jwks_refresh_min_s: float = Field(
+        30.0, ge=0, description="Shortest time between JWKS fetches on an unknown `kid`."
+    )
+    jwks_ttl_s: float = Field(3600.0, gt=0, description="How long fetched keys are trusted.")
+    rpm: int | None = Field(None, ge=1, description="Requests per minute per token subject.")
+    tpm: int | None = Field(None, ge=1, description="Tokens per minute per token subject.")
+    max_concurrent: int | None = Field(None, ge=1, description="Requests at once per subject.")
+
+    @model_validator(mode="after")
+    def _known_algorithms(self) -> OidcConfig:
+        unknown = set(self.algorithms) - {"RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"}
+        if unknown:
+            raise ValueError(
+                f"algorithms: {', '.join(sorted(unknown))} not allowed (no HS*, no none)"
+            )
+        return self
+
+
 class ServerConfig(_Strict):
     """Where the gateway listens and the limits every request meets."""
 
@@ -47,6 +86,11 @@ class ServerConfig(_Strict):
     default_max_tokens: int = Field(1024, ge=1)  # reserved when a request sets no max_tokens
     audit_jsonl: str | None = None  # also write audit records as JSON lines: "-" or a path
     audit_retention_days: int = Field(90, ge=1)
+    admin_audit_retention_days: int = Field(365, ge=1)  # the admin trail's own retention
+    oidc: OidcConfig | None = None  # accept OIDC bearer tokens too
+    auth_failure_window_s: float = Field(
+        60.0, gt=0
+    )  # failures are summarised per source per window
     # Audit records waiting for the store (during an outage); past this the oldest are dropped
     # and counted in llmhost_audit_dropped_total.
     audit_queue_max: int = Field(100_000, ge=100)

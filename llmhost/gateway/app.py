@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -59,7 +60,7 @@ class Gateway:
         if self.server.metrics_port is None:
             app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/openapi.json", self.openapi)
-        AdminApi(self.tenancy, self.server.retry_after_s).add_routes(app)
+        AdminApi(self.tenancy, self.server.retry_after_s, self.health_view).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         self._known = {
             r.resource.canonical: r.method  # type: ignore[union-attr]
@@ -134,6 +135,15 @@ class Gateway:
             return error_response("invalid_api_key", "/metrics needs the metrics key")
         body = self.gateway_metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def health_view(self) -> dict[str, Any]:
+        """Per model: replicas by state and requests queued (the admin health answer)."""
+        return {
+            "models": {
+                route.name: {"replicas": _states(route), "queued": route.queued}
+                for route in self.routes
+            }
+        }
 
     async def openapi(self, request: web.Request) -> web.Response:
         """GET /openapi.json: the gateway's OpenAPI document."""

@@ -30,6 +30,7 @@ import orjson
 
 from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.store import AuditRecord, SqlStore
+from llmhost.gateway.store.records import AdminEvent
 from llmhost.gateway.store.sql import RecordRefused
 
 log = logging.getLogger("llmhost.audit")
@@ -39,6 +40,7 @@ MAX_BACKOFF_S = 5.0
 BATCH = 1000  # records per transaction
 
 DropCounter = Callable[[str, int], None]  # (reason, records)
+Entry = AuditRecord | AdminEvent  # the request trail's records, the admin trail's events
 
 
 def prompt_sha256(payload: dict[str, object]) -> str | None:
@@ -77,7 +79,7 @@ class AuditLog:
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self._on_drop = on_drop or (lambda reason, n: None)
-        self._pending: collections.deque[AuditRecord] = collections.deque()
+        self._pending: collections.deque[Entry] = collections.deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pause = flush_interval_s
@@ -89,8 +91,8 @@ class AuditLog:
         """Records queued and not yet committed."""
         return len(self._pending)
 
-    def record(self, record: AuditRecord) -> None:
-        """Queue one record (cheap; safe to call on the event loop)."""
+    def record(self, record: Entry) -> None:
+        """Queue one record of either trail (cheap; safe to call on the event loop)."""
         with self._lock:
             self._pending.append(record)
             overflow = len(self._pending) - self.max_pending
@@ -114,7 +116,7 @@ class AuditLog:
                 log.warning("audit store unreachable, %d records wait", self.pending)
                 return False
 
-    def _commit(self, batch: list[AuditRecord]) -> tuple[list[AuditRecord], list[AuditRecord]]:
+    def _commit(self, batch: list[Entry]) -> tuple[list[Entry], list[Entry]]:
         """Insert `batch`: (committed, not sent because the store is unreachable). If the
         database refuses the batch, insert one by one and drop only the records it refuses."""
         try:
@@ -125,7 +127,7 @@ class AuditLog:
         except Exception as exc:  # RecordRefused, or anything else: find the culprit
             if not isinstance(exc, RecordRefused):
                 log.error("audit batch failed (%s); writing its records one by one", exc)
-        kept: list[AuditRecord] = []
+        kept: list[Entry] = []
         for i, record in enumerate(batch):
             try:
                 self.store.add_audit([record])
@@ -138,7 +140,7 @@ class AuditLog:
             kept.append(record)
         return kept, []
 
-    def _write_jsonl(self, records: list[AuditRecord]) -> None:
+    def _write_jsonl(self, records: list[Entry]) -> None:
         if self.jsonl is None or not records:
             return
         try:
@@ -173,7 +175,8 @@ class AuditLog:
             self._pause = interval if ok else min(MAX_BACKOFF_S, max(interval, self._pause * 2))
 
 
-def _line(record: AuditRecord) -> str:
-    fields = dict(record.__dict__)
+def _line(record: Entry) -> str:
+    """One JSON line, naming its trail (request or admin)."""
+    fields = {"trail": "admin" if isinstance(record, AdminEvent) else "request", **record.__dict__}
     fields["time"] = datetime.fromtimestamp(record.ts, UTC).isoformat()
     return orjson.dumps(fields).decode() + "\n"

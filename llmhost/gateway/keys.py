@@ -21,6 +21,9 @@ from llmhost.gateway.store import KeyRecord, SqlStore
 
 KEY_PATTERN = re.compile(r"llmh-([0-9a-f]{10})-[A-Za-z0-9_-]{43}")
 PREFIX_PATTERN = re.compile(r"llmh-[0-9a-f]{10}")
+# Admin keys look the same with `llma-`: never confused with an API key, nor usable as one.
+ADMIN_KEY_PATTERN = re.compile(r"llma-([0-9a-f]{10})-[A-Za-z0-9_-]{43}")
+ADMIN_PREFIX_PATTERN = re.compile(r"llma-[0-9a-f]{10}")
 
 
 def hash_key(key: str) -> str:
@@ -34,9 +37,15 @@ def prefix_of(key: str) -> str | None:
     return f"llmh-{match[1]}" if match else None
 
 
-def new_key() -> str:
-    """A fresh random key."""
-    return f"llmh-{secrets.token_hex(5)}-{secrets.token_urlsafe(32)}"
+def new_key(kind: str = "llmh") -> str:
+    """A fresh random key (`llmh` for API keys, `llma` for admin keys)."""
+    return f"{kind}-{secrets.token_hex(5)}-{secrets.token_urlsafe(32)}"
+
+
+def admin_prefix_of(key: str) -> str | None:
+    """The public prefix of a well-formed admin key, or None."""
+    match = ADMIN_KEY_PATTERN.fullmatch(key)
+    return f"llma-{match[1]}" if match else None
 
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

@@ -129,6 +129,7 @@ class Pipeline:
         try:
             return await auth.authenticate(request.headers.get("Authorization"))
         except AuthError as exc:
+            self.tenancy.failures.note(request.remote, str(exc))
             raise Refusal("invalid_api_key", str(exc)) from None
         except StoreUnavailable:
             raise self._store_down("the key store") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -31,8 +32,10 @@ from llmhost.engines.supervisor import LocalSupervisor
 from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.metrics import GatewayMetrics
+from llmhost.gateway.roles import admin_event
 from llmhost.gateway.routes import Route
 from llmhost.gateway.scaling import Autoscaler, Scaler
+from llmhost.gateway.store.records import AdminEvent
 from llmhost.gateway.tenancy import Tenancy, apply_retention, export_budgets, open_tenancy
 from llmhost.gateway.upstream import UpstreamPool
 from llmhost.paths import cache_dir
@@ -178,6 +181,22 @@ async def compose(
     )
 
 
+def config_loaded(config: Config) -> AdminEvent:
+    """The admin-trail entry for a gateway starting with `config` (a config change takes
+    effect by a restart, so this is where one shows), naming it by digest, never its secrets."""
+    digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+    models = [m.name for m in config.models]
+    return admin_event(
+        "system",
+        None,
+        "config_loaded",
+        None,
+        "startup",
+        None,
+        {"config_sha256": digest, "models": models},
+    )
+
+
 def background(
     stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str
 ) -> None:
@@ -233,10 +252,15 @@ async def run_gateway(
             )
         url = f"http://{server.host}:{server.port}"
         log.info("listening on %s", url)
+        tenancy.audit.record(config_loaded(config))
+        background(stack, tenancy.failures.run(), "auth-failures")
         background(stack, parts.monitor.run(), "health")
         for i, task in enumerate(parts.cluster_tasks):
             background(stack, task, f"discovery-{i}")
-        background(stack, apply_retention(tenancy.store, server.audit_retention_days), "retention")
+        retention = apply_retention(
+            tenancy.store, server.audit_retention_days, server.admin_audit_retention_days
+        )
+        background(stack, retention, "retention")
         if server.metrics_tenant_labels:
             background(stack, export_budgets(tenancy.store, metrics), "budgets")
         starting = asyncio.ensure_future(_start_all(parts.supervisors, parts.startup))

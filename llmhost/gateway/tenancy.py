@@ -18,7 +18,10 @@ from llmhost.gateway.errors import StoreUnavailable
 from llmhost.gateway.limits import Counters, month_start
 from llmhost.gateway.limits.memory import MemoryCounters
 from llmhost.gateway.metrics import GatewayMetrics
+from llmhost.gateway.oidc import TokenVerifier
+from llmhost.gateway.roles import AdminAuth
 from llmhost.gateway.store import SqlStore, open_store
+from llmhost.gateway.trail import AuthFailures
 
 log = logging.getLogger("llmhost.gateway")
 
@@ -33,6 +36,8 @@ class Tenancy:
     auth: Authenticator | None
     admin_key: str | None
     default_max_tokens: int
+    admins: AdminAuth
+    failures: AuthFailures
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def later(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -49,15 +54,23 @@ class Tenancy:
             for task in late:
                 task.cancel()
         await self.counters.close()
+        if self.auth is not None:
+            await self.auth.close()
+        self.failures.flush()
         await asyncio.to_thread(self.audit.close)
         self.store.close()
 
 
-async def apply_retention(store: SqlStore, days: int, every_s: float = 86400.0) -> None:
-    """Delete audit records older than `days`, now and then daily (run as a task)."""
+async def apply_retention(
+    store: SqlStore, days: int, admin_days: int | None = None, every_s: float = 86400.0
+) -> None:
+    """Delete request records older than `days` and admin-trail entries older than
+    `admin_days`, now and then daily (run as a task)."""
     while True:
         try:
             await asyncio.to_thread(store.purge_audit, time.time() - days * 86400)
+            if admin_days is not None:
+                await asyncio.to_thread(store.purge_admin_audit, time.time() - admin_days * 86400)
         except StoreUnavailable as exc:
             log.warning("audit retention skipped, the store is unreachable: %s", exc)
         await asyncio.sleep(every_s)
@@ -98,19 +111,24 @@ def open_tenancy(server: ServerConfig, metrics: GatewayMetrics) -> Tenancy:
     else:
         counters = MemoryCounters(store.tokens_since)
 
+    verifier = TokenVerifier(server.oidc) if server.oidc is not None else None
+
     def dropped(reason: str, count: int) -> None:
         metrics.audit_dropped.labels(reason).inc(count)
 
+    audit = AuditLog(
+        store, open_jsonl(server.audit_jsonl), on_drop=dropped, max_pending=server.audit_queue_max
+    )
+    auth = None if server.auth == "open" else Authenticator(store, verifier=verifier)
+    admin_key = os.environ.get(server.admin_key_env) or None
+    group_roles = dict(server.oidc.admin_roles) if server.oidc is not None else {}
     return Tenancy(
         store=store,
         counters=counters,
-        audit=AuditLog(
-            store,
-            open_jsonl(server.audit_jsonl),
-            on_drop=dropped,
-            max_pending=server.audit_queue_max,
-        ),
-        auth=None if server.auth == "open" else Authenticator(store),
-        admin_key=os.environ.get(server.admin_key_env) or None,
+        audit=audit,
+        auth=auth,
+        admin_key=admin_key,
         default_max_tokens=server.default_max_tokens,
+        admins=AdminAuth(store, admin_key, auth, group_roles),
+        failures=AuthFailures(audit, server.auth_failure_window_s),
     )

@@ -237,8 +237,12 @@ def test_audit_has_counts_and_a_prompt_hash_never_content_or_keys(
     assert ok.tenant == "acme" and ok.key_prefix and ok.prompt_tokens == 12
     assert ok.completion_tokens == 6 and ok.duration_ms > 0 and len(ok.prompt_sha256 or "") == 64
     assert rows[1].key_prefix is None  # an unknown key is not recorded, not even its prefix
-    lines = jsonl.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["prompt_sha256"] == ok.prompt_sha256
+    entries = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    lines = [e for e in entries if e["trail"] == "request"]
+    assert len(lines) == 2 and lines[0]["prompt_sha256"] == ok.prompt_sha256
+    admin = {e["action"]: e for e in entries if e["trail"] == "admin"}
+    assert admin["auth_failure"]["count"] == 1  # the failed key, summarised on the admin trail
+    assert admin["config_loaded"]["after"]["models"] == ["m"]
     everything = (
         jsonl.read_text()
         + caplog.text

@@ -50,8 +50,8 @@ def audit(
 
 
 def test_migrations_are_versioned_and_idempotent(store: SqlStore) -> None:
-    assert store.migrate() == 1
-    assert store.migrate() == 1
+    assert store.migrate() == 2
+    assert store.migrate() == 2
 
 
 def test_keys_are_stored_as_hashes_with_the_tenant_budget(store: SqlStore) -> None:

@@ -73,3 +73,35 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     first_ts: float  # the earliest request counted
+
+
+@dataclass(frozen=True)
+class AdminEvent:
+    """One entry of the admin trail: who did what to what, when and from where. `before` and
+    `after` describe the target's change (never a secret or a key hash); `count` > 1 for a
+    summary of repeated authentication failures."""
+
+    ts: float
+    actor: str  # admin key prefix, "env" (LLMHOST_ADMIN_KEY), "oidc:<subject>", "cli:<user>"
+    role: str | None
+    action: str  # auth_failure, key_created, key_revoked, budget_changed, role_changed, ...
+    target: str | None  # a key prefix, tenant or admin prefix
+    source: str | None  # the client address, or "cli"
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class AdminRecord:
+    """An admin principal as stored: its public prefix and role, never its secret."""
+
+    prefix: str
+    role: str
+    name: str | None
+    created_at: float
+    revoked_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output (no secret, no hash)."""
+        return asdict(self)

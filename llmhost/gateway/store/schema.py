@@ -46,4 +46,30 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX audit_ts ON audit (ts)",
         ],
     ),
+    (
+        2,
+        [
+            """CREATE TABLE admin_audit (
+                id {id},
+                ts DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                role TEXT,
+                action TEXT NOT NULL,
+                target TEXT,
+                source TEXT,
+                before_state TEXT,
+                after_state TEXT,
+                count INTEGER NOT NULL
+            )""",
+            "CREATE INDEX admin_audit_ts ON admin_audit (ts)",
+            """CREATE TABLE admins (
+                prefix TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                name TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )""",
+        ],
+    ),
 ]

@@ -22,9 +22,18 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from llmhost.errors import UsageError
 from llmhost.gateway.errors import StoreUnavailable
-from llmhost.gateway.store.records import AuditRecord, KeyRecord, Tenant, UsageRow
+from llmhost.gateway.store.records import (
+    AdminEvent,
+    AdminRecord,
+    AuditRecord,
+    KeyRecord,
+    Tenant,
+    UsageRow,
+)
 from llmhost.gateway.store.schema import MIGRATIONS
 
 _KEY_COLUMNS = (
@@ -306,37 +315,78 @@ class SqlStore:
         return True
 
     # audit and usage
-    def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        """Append audit records in one transaction (committed when this returns)."""
+    def add_audit(self, records: Sequence[AuditRecord | AdminEvent]) -> None:
+        """Append records of either trail in one transaction (committed when this returns)."""
+        requests = [r for r in records if isinstance(r, AuditRecord)]
+        admin = [r for r in records if isinstance(r, AdminEvent)]
         if not records:
             return
-        sql = self._sql(
-            "INSERT INTO audit (ts, key_prefix, tenant, model, replica, status, prompt_tokens, "
-            "completion_tokens, ttft_ms, duration_ms, prompt_sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        rows = [
-            (
-                r.ts,
-                r.key_prefix,
-                r.tenant,
-                r.model,
-                r.replica,
-                r.status,
-                r.prompt_tokens,
-                r.completion_tokens,
-                r.ttft_ms,
-                r.duration_ms,
-                r.prompt_sha256,
-            )
-            for r in records
-        ]
         with self._transaction() as conn:
-            if self.dialect.name == "sqlite":
-                conn.executemany(sql, rows)
-            else:
-                with conn.cursor() as cursor:
-                    cursor.executemany(sql, rows)
+            if requests:
+                self._insert(conn, _AUDIT_INSERT, [_audit_row(r) for r in requests])
+            if admin:
+                self._insert(conn, _ADMIN_INSERT, [_admin_row(e) for e in admin])
+
+    def _insert(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self.dialect.name == "sqlite":
+            conn.executemany(self._sql(sql), rows)
+        else:
+            with conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), rows)
+
+    def admin_audit(
+        self, since: float = 0.0, action: str | None = None, target: str | None = None
+    ) -> list[AdminEvent]:
+        """The admin trail since a time, oldest first, optionally of one action or target."""
+        sql = (
+            "SELECT ts, actor, role, action, target, source, before_state, after_state, count "
+            "FROM admin_audit WHERE ts >= ?"
+        )
+        params: list[Any] = [since]
+        if action is not None:
+            sql += " AND action = ?"
+            params.append(action)
+        if target is not None:
+            sql += " AND target = ?"
+            params.append(target)
+        rows = self._rows(sql + " ORDER BY id", params)
+        return [
+            AdminEvent(r[0], r[1], r[2], r[3], r[4], r[5], _json(r[6]), _json(r[7]), r[8])
+            for r in rows
+        ]
+
+    def purge_admin_audit(self, before: float) -> int:
+        """Delete admin-trail entries older than `before` (its own retention)."""
+        with self._connection() as conn:
+            cursor = conn.execute(self._sql("DELETE FROM admin_audit WHERE ts < ?"), (before,))
+            return int(cursor.rowcount or 0)
+
+    # admins
+    def add_admin(self, record: AdminRecord, key_hash: str) -> None:
+        """Store a new admin principal's hash and role."""
+        self._rows(
+            "INSERT INTO admins (prefix, key_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?)",
+            (record.prefix, key_hash, record.role, record.name, record.created_at),
+        )
+
+    def admin_by_hash(self, key_hash: str) -> AdminRecord | None:
+        """The admin whose secret hashes to `key_hash`."""
+        rows = self._rows(f"{_ADMIN_SELECT} WHERE key_hash = ?", (key_hash,))
+        return AdminRecord(*rows[0]) if rows else None
+
+    def admins(self) -> list[AdminRecord]:
+        """Every admin principal, oldest first."""
+        return [AdminRecord(*row) for row in self._rows(f"{_ADMIN_SELECT} ORDER BY created_at")]
+
+    def revoke_admin(self, prefix: str, now: float | None = None) -> bool:
+        """Revoke an admin key; False if there is no such active admin."""
+        rows = self._rows(f"{_ADMIN_SELECT} WHERE prefix = ? AND revoked_at IS NULL", (prefix,))
+        if not rows:
+            return False
+        self._rows(
+            "UPDATE admins SET revoked_at = ? WHERE prefix = ?", (now or time.time(), prefix)
+        )
+        return True
 
     def audit(self, since: float = 0.0) -> list[AuditRecord]:
         """Audit records since a time, oldest first."""
@@ -389,3 +439,41 @@ def _key(row: tuple[Any, ...]) -> KeyRecord:
     return KeyRecord(
         row[0], row[1], row[2], row[3], row[4], row[5], models, row[7], row[8], row[9], row[10]
     )
+
+
+_AUDIT_INSERT = (
+    "INSERT INTO audit (ts, key_prefix, tenant, model, replica, status, prompt_tokens, "
+    "completion_tokens, ttft_ms, duration_ms, prompt_sha256) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ADMIN_INSERT = (
+    "INSERT INTO admin_audit (ts, actor, role, action, target, source, before_state, "
+    "after_state, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ADMIN_SELECT = "SELECT prefix, role, name, created_at, revoked_at FROM admins"
+
+
+def _audit_row(r: AuditRecord) -> tuple[Any, ...]:
+    return (
+        r.ts,
+        r.key_prefix,
+        r.tenant,
+        r.model,
+        r.replica,
+        r.status,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.ttft_ms,
+        r.duration_ms,
+        r.prompt_sha256,
+    )
+
+
+def _admin_row(e: AdminEvent) -> tuple[Any, ...]:
+    before = orjson.dumps(e.before).decode() if e.before is not None else None
+    after = orjson.dumps(e.after).decode() if e.after is not None else None
+    return (e.ts, e.actor, e.role, e.action, e.target, e.source, before, after, e.count)
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    return orjson.loads(text) if text else None
