@@ -285,6 +285,7 @@ def keys_create(
             db, tenant, name=name, rpm=rpm, tpm=tpm, max_concurrent=max_concurrent,
             monthly_tokens=monthly_tokens, models=allowed, expires_at=expires_at,
         )  # fmt: skip
+        record_cli(db, "key_created", record.prefix, None, record.to_dict())
     except LlmhostError as exc:
         raise fail(exc) from None
     if quiet:
@@ -347,8 +348,10 @@ def keys_revoke(
 ) -> None:
     """Revoke a key (gateways stop accepting it within 5 s)."""
     try:
-        if not _store(config, store).revoke(prefix):
+        db = _store(config, store)
+        if not db.revoke(prefix):
             raise UsageError(f"no active key with prefix '{prefix}'")
+        record_cli(db, "key_revoked", prefix, {"revoked": False}, {"revoked": True})
     except LlmhostError as exc:
         raise fail(exc) from None
     typer.echo(f"revoked {prefix}")
@@ -769,6 +772,12 @@ def _plan_from(
         source, gpus=[gpu] if gpu else None, quantizations=[quant] if quant else None,
         gpu_count=gpu_count, context=context, spot=spot,
     )  # fmt: skip
+
+
+from llmhost.cli_identity import admins_app, audit_command, record_cli  # noqa: E402
+
+app.add_typer(admins_app, name="admins")
+app.command("audit")(audit_command)
 
 
 def main() -> None:

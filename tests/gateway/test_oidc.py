@@ -243,3 +243,21 @@ def test_a_token_tenant_meets_its_budget_like_a_key(tmp_path: Path) -> None:
             assert status == 429 and body["error"]["code"] == "insufficient_quota"
 
     run(scenario)
+
+
+def test_oidc_groups_map_to_admin_roles(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        roles = {"llm-ops": "operator", "llm-readers": "viewer"}
+        async with oidc_gateway(tmp_path, admin_roles=roles) as (issuer, url):
+            ops = issuer.token(groups=["staff", "llm-ops"])
+            viewer = issuer.token(sub="bob", groups=["llm-readers"])
+            nobody = issuer.token(sub="eve", groups=["staff"])
+            assert (await call(url, ops, method="GET", path="/admin/keys"))[0] == 200
+            status, _, body = await call(url, viewer, method="GET", path="/admin/keys")
+            assert status == 403 and body["error"]["code"] == "admin_only"
+            assert (await call(url, viewer, method="GET", path="/admin/usage"))[0] == 200
+            assert (await call(url, nobody, method="GET", path="/admin/usage"))[0] == 403
+            expired = issuer.token(groups=["llm-ops"], exp=int(time.time()) - 300)
+            assert (await call(url, expired, method="GET", path="/admin/keys"))[0] == 401
+
+    run(scenario)

@@ -55,7 +55,7 @@ async def call(
     async with (
         aiohttp.ClientSession() as s,
         s.request(
-            method, url + path, data=data if method == "POST" else None, headers=headers
+            method, url + path, data=data if method in ("POST", "PUT") else None, headers=headers
         ) as r,
     ):
         raw = await r.read()
