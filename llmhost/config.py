@@ -64,6 +64,18 @@ class OidcConfig(_Strict):
         return self
 
 
+class OtelConfig(_Strict):
+    """OpenTelemetry export over OTLP/HTTP (needs the `otel` extra: pip install llmhost[otel])."""
+
+    endpoint: str = Field(
+        "http://127.0.0.1:4318", description="The collector's OTLP/HTTP base URL."
+    )
+    service_name: str = Field("llmhost-gateway", description="The resource's service.name.")
+    traces: bool = Field(True, description="A trace per request (gateway, queue, upstream).")
+    metrics: bool = Field(True, description="GenAI semantic-convention metrics.")
+    export_interval_s: float = Field(10.0, gt=0, description="How often metrics are pushed.")
+
+
 class ServerConfig(_Strict):
     """Where the gateway listens and the limits every request meets."""
 
@@ -88,6 +100,7 @@ class ServerConfig(_Strict):
     audit_retention_days: int = Field(90, ge=1)
     admin_audit_retention_days: int = Field(365, ge=1)  # the admin trail's own retention
     oidc: OidcConfig | None = None  # accept OIDC bearer tokens too
+    otel: OtelConfig | None = None  # export OpenTelemetry traces and metrics
     auth_failure_window_s: float = Field(
         60.0, gt=0
     )  # failures are summarised per source per window

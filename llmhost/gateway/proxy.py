@@ -35,6 +35,17 @@ EJECT_WITNESSES = 2  # ...seen by this many different senders (one tenant cannot
 EJECT_S = 10.0  # how long an ejected replica sits out before health checks may readmit it
 
 
+@dataclass(slots=True, frozen=True)
+class Attempt:
+    """One try of a request on one replica: when it started and ended (perf_counter), and the
+    status it ended with (0: no answer)."""
+
+    replica: str
+    started: float
+    ended: float
+    status: int
+
+
 @dataclass(slots=True)
 class Exchange:
     """What happened to one request, for metrics, accounting and the audit record."""
@@ -53,6 +64,9 @@ class Exchange:
     tried: list[Replica] = field(default_factory=list)
     relayed: list[bytes] = field(default_factory=list)  # stream events sent to the client
     out: web.StreamResponse | None = None  # the client's stream, once started
+    headers: bytes = b""  # extra header lines for the engine (trace context), CRLF-ended
+    queue_s: float = 0.0  # time spent waiting for a replica with room
+    attempts: list[Attempt] = field(default_factory=list)  # each try, for traces
 
     @property
     def cut(self) -> bool:
@@ -85,7 +99,10 @@ async def forward(
     queue_deadline = ex.started + route.config.queue_wait_s
     for _attempt in range(2):
         # Both attempts may wait in the queue (a retry for another replica with room).
+        waited = time.perf_counter()
         replica = await route.acquire(ex.key, ex.tried, queue_deadline)
+        started = time.perf_counter()
+        ex.queue_s += started - waited
         if replica is None:
             break
         ex.tried.append(replica)
@@ -96,6 +113,7 @@ async def forward(
                 request, pool, route, replica, path, body, ex, first_deadline, total_deadline
             )
         except _Retry:
+            ex.status = 0
             continue
         except TimeoutError:
             ex.status = 504
@@ -108,6 +126,7 @@ async def forward(
             replica.inflight -= 1
             route.last_active = time.monotonic()
             route.notify()
+            ex.attempts.append(Attempt(replica.id, started, time.perf_counter(), ex.status))
     if not ex.tried:
         ex.status = 503
         return error_response(
@@ -135,7 +154,7 @@ async def _attempt_once(
     last_try = len(ex.tried) >= 2 or all(r in ex.tried for r in route.replica_set.ready())
     async with asyncio.timeout(_left(first_deadline if ex.stream else total_deadline)):
         try:
-            resp = await pool.post(replica.url, path, body, route.headers)
+            resp = await pool.post(replica.url, path, body, route.headers + ex.headers)
         except UpstreamError as exc:
             _failed(route, replica)
             raise _Retry from exc
