@@ -47,8 +47,10 @@ class ClusterCatalog:
         value = self.gpus[gpu].get(flavour)
         if not value:
             offered = [f for f in FLAVOURS if self.gpus[gpu].get(f)]
-            raise DeployError(f"{flavour} has no node label for GPU '{gpu}'; use --provider "
-                              f"{' or '.join(offered)}")  # fmt: skip
+            raise DeployError(
+                f"{flavour} has no node label for GPU '{gpu}'; use --provider "
+                f"{' or '.join(offered)}"
+            )
         return {self.label_keys[flavour]: value, **self.extra_labels.get(flavour, {}).get(gpu, {})}
 
     def quantization_flag(self, fmt: str, compute_capability: float | None) -> str | None:
