@@ -441,8 +441,8 @@ def render(
         int | None, typer.Option(help="Fewest engine replicas (default 1; 2 with --production).")
     ] = None,
     max_replicas: Annotated[
-        int | None, typer.Option(help="Most engine replicas (default: the plan's; N+1 with "
-                                      "--production).")
+        int | None,
+        typer.Option(help="Most engine replicas (default: the plan's; N+1 with --production)."),
     ] = None,
     production: Annotated[
         bool, typer.Option(help="Headroom for a lost replica: N+1 replicas, at least 2.")
@@ -451,8 +451,11 @@ def render(
         int, typer.Option(help="Spot plans: keep this many engine replicas on on-demand nodes.")
     ] = 0,
     drain: Annotated[
-        int | None, typer.Option(help="Longest request, seconds: how long a stopping engine "
-                                      "keeps serving (default: from the plan).")
+        int | None,
+        typer.Option(
+            help="Longest request, seconds: how long a stopping engine "
+            "keeps serving (default: from the plan)."
+        ),
     ] = None,
     node_label: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE every engine node carries (repeatable).")
@@ -464,8 +467,8 @@ def render(
         list[str] | None, typer.Option(help="KEY=VALUE:EFFECT taint of spot nodes to tolerate.")
     ] = None,
     monitoring: Annotated[
-        bool, typer.Option(help="ServiceMonitor/PodMonitor, alerts and dashboard (Prometheus "
-                                "operator).")
+        bool,
+        typer.Option(help="ServiceMonitor/PodMonitor, alerts and dashboard (Prometheus operator)."),
     ] = True,
     gpu_monitoring: Annotated[
         bool, typer.Option(help="Scrape the GPU Operator's DCGM exporter; GPU alerts, panels.")
