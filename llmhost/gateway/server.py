@@ -29,6 +29,8 @@ from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
 from llmhost.engines.supervisor import LocalSupervisor
 from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
+from llmhost.gateway.leader import close as close_coordination
+from llmhost.gateway.leader import cluster_coordination
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.routes import Route
 from llmhost.gateway.scaling import Autoscaler
@@ -124,6 +126,7 @@ async def run_gateway(
     server = config.server
     tenancy = await asyncio.to_thread(open_tenancy, server)
     gateway = Gateway(server, routes, config.tiers, metrics, pool, tenancy)
+    coordination = cluster_coordination(autoscalers, server.scaler_lease, server.redis_url)
     runner = web.AppRunner(
         gateway.app(), handler_cancellation=True, access_log=None,
         shutdown_timeout=SHUTDOWN_GRACE_S, keepalive_timeout=server.idle_timeout_s,
@@ -150,6 +153,8 @@ async def run_gateway(
             starting.result()  # raises if no replica came up
             scaling += [asyncio.create_task(a.run(), name=f"autoscale-{a.route.name}")
                         for a in autoscalers]  # fmt: skip
+            if coordination is not None:
+                scaling.append(asyncio.create_task(coordination.run(), name="leader"))
             on_ready(url)
             await stopping
         else:
@@ -165,6 +170,8 @@ async def run_gateway(
         await asyncio.gather(*(sup.stop() for sup, _ in supervisors))
         await session.close()
         await asyncio.gather(*(client.close() for client in kube_clients))
+        if coordination is not None:
+            await close_coordination(coordination)
         pool.close()
         await tenancy.close()
 

@@ -24,6 +24,7 @@ COMPONENT = "gateway"
 STORE_SECRET = "llmhost-store"  # key `url`: postgresql://... shared by every gateway replica
 ADMIN_SECRET = "llmhost-admin"  # key `key`: the /admin/ API's key (optional)
 CONFIG_PATH = "/etc/llmhost/llmhost.yaml"
+SCALER_LEASE = "llmhost-scaler"  # the coordination.k8s.io Lease gateways elect a scaler with
 
 
 def gateway_config(
@@ -67,6 +68,8 @@ def gateway_config(
         "redis_url": redis_url,
         "audit_jsonl": "-",
     }
+    if options.scaler == "gateway":  # one replica scales at a time; the others forward demand
+        server["scaler_lease"] = SCALER_LEASE
     return {"server": server, "models": models}
 
 
@@ -186,8 +189,8 @@ def autoscaler(options: RenderOptions) -> dict[str, Any]:
 
 
 def rbac(namespace: str) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding: read pods and endpoints, scale Deployments, in
-    this namespace only."""
+    """ServiceAccount, Role and RoleBinding: read pods and endpoints, scale Deployments, hold
+    the scaler Lease, in this namespace only."""
     account = obj("v1", "ServiceAccount", GATEWAY, namespace, COMPONENT, GATEWAY)
     role = obj("rbac.authorization.k8s.io/v1", "Role", GATEWAY, namespace, COMPONENT, GATEWAY)
     role["rules"] = [
@@ -199,6 +202,12 @@ def rbac(namespace: str) -> list[dict[str, Any]]:
         },
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
         {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch"]},
+        # The scaler election (llmhost.gateway.leader): read, create and renew the Lease.
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        },
     ]
     binding = obj(
         "rbac.authorization.k8s.io/v1", "RoleBinding", GATEWAY, namespace, COMPONENT, GATEWAY
