@@ -30,13 +30,24 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/llm/leases"
 
 
 def _json(value: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(value).encode(),
-                        headers={"Content-Type": "application/json"})  # fmt: skip
+    return web.Response(
+        status=status, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"}
+    )
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
-    return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": message, "reason": reason, "code": code}, code)  # fmt: skip
+    return _json(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        },
+        code,
+    )
 
 
 class LeaseApi:
@@ -77,8 +88,12 @@ class LeaseApi:
                 return _status(404, "NotFound", f'leases "{name}" not found')
             if body["metadata"].get("resourceVersion") != live["metadata"]["resourceVersion"]:
                 self.conflicts += 1
-                return _status(409, "Conflict", "the object has been modified; please apply "
-                               "your changes to the latest version and try again")  # fmt: skip
+                return _status(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply "
+                    "your changes to the latest version and try again",
+                )
             self.writes.append(("replace", body["spec"].get("holderIdentity")))
             return _json(self._store(body))
         return _status(405, "MethodNotAllowed", request.method)
@@ -105,8 +120,10 @@ def test_two_electors_one_leader_and_a_takeover() -> None:
 async def _two_electors_one_leader_and_a_takeover() -> None:
     async with lease_api() as (api, url):
         clients = [api_client("llm", url), api_client("llm", url)]
-        a, b = (LeaseElector(c, "llmhost-scaler", who, "llm", lease_s=1)
-                for c, who in zip(clients, ("gateway-a", "gateway-b"), strict=True))  # fmt: skip
+        a, b = (
+            LeaseElector(c, "llmhost-scaler", who, "llm", lease_s=1)
+            for c, who in zip(clients, ("gateway-a", "gateway-b"), strict=True)
+        )
         try:
             # Both find no Lease and create it at once: the API server lets one win.
             results = await asyncio.gather(a.step(), b.step())
@@ -169,8 +186,15 @@ class RecordingScaler:
 
 
 def autoscaler(who: str, writes: list[tuple[str, int]], metrics: GatewayMetrics) -> Autoscaler:
-    config = ModelConfig(name="gemma", engine="vllm", urls=("http://127.0.0.1:1",), parallel=4,
-                         min_replicas=1, max_replicas=8, scale_up_delay_s=0)  # fmt: skip
+    config = ModelConfig(
+        name="gemma",
+        engine="vllm",
+        urls=("http://127.0.0.1:1",),
+        parallel=4,
+        min_replicas=1,
+        max_replicas=8,
+        scale_up_delay_s=0,
+    )
     route = Route(config, ReplicaSet("gemma", adapter("vllm")), metrics.for_model("gemma"))
     return Autoscaler(route, RecordingScaler(writes, who), config, metrics)
 
@@ -180,15 +204,16 @@ def test_only_the_leader_scales_and_on_every_gateways_queue() -> None:
 
 
 async def _only_the_leader_scales_and_on_every_gateways_queue() -> None:
-    async with lease_api() as (api, url):
+    async with lease_api() as (_, url):
         clients = [api_client("llm", url), api_client("llm", url)]
         board = MemoryBoard()
         writes: list[tuple[str, int]] = []
         gateways = []
         for client, who in zip(clients, ("gateway-a", "gateway-b"), strict=True):
             scaler = autoscaler(who, writes, GatewayMetrics())
-            scaler.coordination = Coordination(LeaseElector(client, "llmhost-scaler", who, "llm",
-                                                            lease_s=5), board)  # fmt: skip
+            scaler.coordination = Coordination(
+                LeaseElector(client, "llmhost-scaler", who, "llm", lease_s=5), board
+            )
             gateways.append(scaler)
         a, b = gateways
         try:
