@@ -562,12 +562,19 @@ def apply(
     ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for rollouts and downloads.")] = True,
     timeout: Annotated[float, typer.Option(help="Longest wait, seconds.")] = 1800.0,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check the cluster's prerequisites; write nothing.")
+    ] = False,
 ) -> None:
     """Server-side apply the rendered objects (kubeconfig as kubectl finds it), then follow
     the rollout."""
     import asyncio
 
     from llmhost.deploy.apply import apply_objects, load_directory
+
+    if check:
+        _check_cluster(directory)
+        return
 
     def report(change: Change) -> None:
         if dry_run:
@@ -596,6 +603,48 @@ def apply(
     if states is not None and not all(s.done for s in states):
         waiting = ", ".join(s.target for s in states if not s.done)
         raise fail(LlmhostError(f"not rolled out within {timeout:g} s: {waiting}"))
+
+
+@app.command()
+def doctor(
+    cluster: Annotated[
+        Path | None,
+        typer.Option("--cluster", help="A rendered directory: does the cluster have its needs?"),
+    ] = None,
+) -> None:
+    """Check what serving needs: with --cluster, the Kubernetes prerequisites of a render."""
+    if cluster is None:
+        raise fail(UsageError("give --cluster DIRECTORY (a directory written by `llmhost render`)"))
+    _check_cluster(cluster)
+
+
+def _check_cluster(directory: Path) -> None:
+    """Print each prerequisite of a rendered directory; exit 1 when one is missing."""
+    import asyncio
+
+    from llmhost.deploy.apply import load_directory
+    from llmhost.deploy.check import Finding, check_cluster
+
+    async def run() -> list[Finding]:
+        objects = load_directory(directory)
+        client = _kube_client()
+        try:
+            return await check_cluster(client, objects)
+        finally:
+            await client.close()
+
+    try:
+        findings = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for f in findings:
+        typer.echo(f"{'ok' if f.ok else 'MISSING'}  {f.what}: {f.detail}")
+        if not f.ok:
+            typer.echo(f"         install: {f.fix}")
+    missing = [f.what for f in findings if not f.ok]
+    if missing:
+        typer.echo(f"{len(missing)} prerequisite(s) missing: {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
