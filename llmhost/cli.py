@@ -606,6 +606,38 @@ def apply(
 
 
 @app.command()
+def rollback(
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    model: Annotated[
+        str | None, typer.Option(help="Only this model's engine (default: every engine).")
+    ] = None,
+) -> None:
+    """Put engine Deployments back on their previous revision (pod template and weights)."""
+    import asyncio
+
+    from llmhost.deploy.rollback import Rollback
+    from llmhost.deploy.rollback import rollback as roll_back
+    from llmhost.gateway.kube_api import api_call
+
+    async def run() -> list[Rollback]:
+        client = _kube_client()
+        try:
+            done: list[Rollback] = await api_call(roll_back(client, namespace, model), namespace)
+            return done
+        finally:
+            await client.close()
+
+    try:
+        done = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for item in done:
+        weights = f" (weights {item.weights})" if item.weights else ""
+        typer.echo(f"Deployment/{namespace}/{item.deployment}: revision {item.from_revision} -> "
+                   f"{item.to_revision}{weights}")  # fmt: skip
+
+
+@app.command()
 def doctor(
     cluster: Annotated[
         Path | None,

@@ -43,7 +43,7 @@ class Weights:
     @property
     def label(self) -> str:
         """The revision as a DNS-1123 fragment: `main` when none is pinned."""
-        return _slug(self.revision or "main")[:20].rstrip("-") or "main"
+        return slug(self.revision or "main")[:20].rstrip("-") or "main"
 
     @property
     def directory(self) -> str:
@@ -51,7 +51,7 @@ class Weights:
         revision downloads next to the old one, which keeps serving until the roll is done."""
         if self.kind == "ollama":
             return f"{MODELS_DIR}/ollama"
-        return f"{MODELS_DIR}/{_slug(self.source)}/{self.label}"
+        return f"{MODELS_DIR}/{slug(self.source)}/{self.label}"
 
     @property
     def path(self) -> str:
@@ -177,7 +177,7 @@ def from_plan(plan: Plan, options: RenderOptions) -> EngineDeployment:
             f"{high} replicas the model may have (--max-replicas)"
         )
     return EngineDeployment(
-        name=_slug(plan.model),
+        name=slug(plan.model),
         model=plan.model,
         engine=engine,
         gpu=chosen.gpu,
@@ -350,7 +350,7 @@ def _checkpoint_bytes(plan: Plan, engine: str, fmt: str, weights_bytes: int) -> 
     return weights_bytes
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     """A DNS-1123 label from a model id or repo name."""
     slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     return slug[:50].rstrip("-") or "model"
