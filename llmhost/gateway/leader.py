@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from lightkube import AsyncClient
@@ -222,6 +222,8 @@ class Coordination:
         self.ttl_s = ttl_s
         self.local: dict[str, float] = {}  # this gateway's demand per model, set by autoscalers
         self.remote: dict[str, float] = {}  # the others', as last read (leader only)
+        # Called on taking the lead: re-read replica counts the previous leader may have set.
+        self.on_lead: list[Callable[[], Awaitable[Any]]] = []
 
     @property
     def leading(self) -> bool:
@@ -238,7 +240,14 @@ class Coordination:
 
     async def step(self) -> None:
         """Elect, publish our demand, and (leading) read the others'."""
+        was = self.leading
         await self.elector.step()
+        if self.leading and not was:
+            for refresh in self.on_lead:
+                try:
+                    await refresh()
+                except Exception as exc:  # scale from the last count seen; the next patch fixes it
+                    log.warning("after taking the lead: %s", exc)
         try:
             await self.board.publish(self.elector.identity, self.local, self.ttl_s)
             self.remote = await self.board.others(self.elector.identity) if self.leading else {}
@@ -271,6 +280,7 @@ def cluster_coordination(
     coordination = Coordination(elector, board)
     for autoscaler in cluster:
         autoscaler.coordination = coordination
+        coordination.on_lead.append(autoscaler.scaler.refresh)
     return coordination
 
 

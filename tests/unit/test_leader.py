@@ -204,7 +204,7 @@ def test_only_the_leader_scales_and_on_every_gateways_queue() -> None:
 
 
 async def _only_the_leader_scales_and_on_every_gateways_queue() -> None:
-    async with lease_api() as (_, url):
+    async with lease_api() as (api, url):
         clients = [api_client("llm", url), api_client("llm", url)]
         board = MemoryBoard()
         writes: list[tuple[str, int]] = []
@@ -233,6 +233,17 @@ async def _only_the_leader_scales_and_on_every_gateways_queue() -> None:
             b.wake()  # a follower woken by a request still writes nothing
             await asyncio.sleep(0)
             assert writes == [("gateway-a", 4)]
+            # Taking the lead re-reads the replica count the old leader set.
+            refreshed: list[str] = []
+
+            async def refresh() -> None:
+                refreshed.append("b")
+
+            b.coordination.on_lead.append(refresh)
+            lease = api.leases["llmhost-scaler"]["spec"]
+            lease["leaseDurationSeconds"] = 0  # a's lease lapses at once
+            await b.coordination.step()
+            assert b.coordination.leading and refreshed == ["b"]
         finally:
             await asyncio.gather(*(c.close() for c in clients))
 
