@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from llmhost.deploy.catalog import DeployError
 from llmhost.deploy.model import MODELS_DIR, EngineDeployment
-from llmhost.deploy.objects.meta import http_probe, obj, selector
+from llmhost.deploy.objects.meta import http_probe, obj, restricted_security, selector
 from llmhost.deploy.objects.weights import marker, volume_name
 from llmhost.deploy.options import RenderOptions
 from llmhost.engines import adapter
@@ -141,7 +141,7 @@ def pod_spec(
         "readinessProbe": http_probe(kind.ready_path, 5, 3),
         "livenessProbe": http_probe(kind.health_path, 10, 6),
         "lifecycle": {"preStop": {"sleep": {"seconds": prestop_s(engine)}}},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": restricted_security(),
         "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}],
     }
     if role == "leader":
@@ -182,11 +182,13 @@ def pod_spec(
             f"until [ -f {marker(engine)} ]; do echo waiting for "
             f"weights {engine.weights.label}; sleep 10; done",
         ],
-        "securityContext": container["securityContext"],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {**restricted_security(), "readOnlyRootFilesystem": True},
         "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}],
     }
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": grace_s(engine),
         "initContainers": [wait],
         "containers": [container],

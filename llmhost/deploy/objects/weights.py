@@ -17,6 +17,7 @@ from llmhost.deploy.objects.meta import obj, restricted_security
 HF_TOKEN_SECRET = "hf-token"
 COMPLETE = ".llmhost-complete"
 HUB_REQUIREMENT = "huggingface_hub==2.4.0"
+DOWNLOAD_UID = 10001  # above the range host users get
 
 
 def volume_name(engine: EngineDeployment) -> str:
@@ -111,7 +112,7 @@ def download_job(engine: EngineDeployment, namespace: str, image: str) -> dict[s
             {"name": "HOME", "value": "/tmp"},
         ],
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
-        "securityContext": restricted_security(),
+        "securityContext": {**restricted_security(), "readOnlyRootFilesystem": True},
         "volumeMounts": [
             {"name": "weights", "mountPath": MODELS_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -124,7 +125,12 @@ def download_job(engine: EngineDeployment, namespace: str, image: str) -> dict[s
             "spec": {
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": DOWNLOAD_UID,
+                    "runAsGroup": DOWNLOAD_UID,
+                    "fsGroup": DOWNLOAD_UID,
+                },
                 "containers": [container],
                 "volumes": [
                     {
