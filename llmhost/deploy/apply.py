@@ -176,6 +176,29 @@ async def rollout_state(client: AsyncClient, namespace: str) -> list[Rollout]:
         failed = (job_status.failed or 0) if job_status is not None else 0
         note = f"{failed} failed attempts" if failed else ""
         states.append(Rollout(describe(job), succeeded, 1, succeeded >= 1, note))
+    states += await _group_states(client, namespace)
+    return states
+
+
+async def _group_states(client: AsyncClient, namespace: str) -> list[Rollout]:
+    """Progress of the LeaderWorkerSets (replicas across nodes): groups ready of those asked
+    for; none where the CRD is not installed."""
+    kind = create_namespaced_resource(
+        "leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet", "leaderworkersets"
+    )
+    states = []
+    try:
+        async for group in client.list(kind, namespace=namespace, labels=PART_OF):  # type: ignore[arg-type]
+            spec: dict[str, Any] = getattr(group, "spec", None) or {}
+            status: dict[str, Any] = getattr(group, "status", None) or {}
+            desired = int(spec.get("replicas", 1))
+            ready = int(status.get("readyReplicas", 0))
+            updated = int(status.get("updatedReplicas", 0))
+            done = ready >= desired and updated >= desired
+            states.append(Rollout(describe(group), ready, desired, done, "groups"))
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
     return states
 
 

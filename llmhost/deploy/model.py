@@ -124,7 +124,9 @@ def from_plan(plan: Plan, options: RenderOptions) -> EngineDeployment:
     weights = _weights(plan, engine, chosen.quantization, options.weights)
     flavour = catalog.flavour(options.provider or chosen.provider)
     labels = catalog.node_selector(chosen.gpu, flavour) if gpu is not None else {}
-    args = chosen.engine_args if engine == "vllm" else None
+    # The settings the plan assumed, for the engine it planned (another engine: today's logic).
+    args = chosen.engine_args if engine == chosen.engine else None
+    vllm_args = args if engine == "vllm" else None
     tp, pp = _shape(chosen)
     gpus = tp * pp if gpu is not None and engine == "vllm" else chosen.gpus_per_replica
     per_node = load_catalog().gpus_per_node(chosen.gpu, chosen.provider) if gpu else 1
@@ -153,12 +155,12 @@ def from_plan(plan: Plan, options: RenderOptions) -> EngineDeployment:
         kv_cache_dtype=_kv_dtype(args.kv_cache_dtype if args else chosen.kv_cache_dtype),
         dtype=_dtype(engine, chosen.quantization, gpu.has_bf16 if gpu else True),
         gpu_memory_utilization=(
-            args.gpu_memory_utilization if args else chosen.gpu_memory_utilization
+            vllm_args.gpu_memory_utilization if vllm_args else chosen.gpu_memory_utilization
         )
         if engine == "vllm"
         else None,
         prefix_reuse=True,  # the gateway routes by prefix on clusters
-        extra_args=_vllm_extra_args(args, pp, pods) if engine == "vllm" else (),
+        extra_args=_vllm_extra_args(vllm_args, pp, pods) if engine == "vllm" else (),
     )
     checkpoint = _checkpoint_bytes(plan, engine, chosen.quantization, chosen.weights_bytes)
     host_memory = 0
@@ -249,7 +251,7 @@ def _shape(chosen: Candidate) -> tuple[int, int]:
 def _pods_per_replica(model: str, engine: str, tp: int, pp: int, per_node: int) -> int:
     """Pods one replica spans: one per pipeline stage (vLLM's multi-node pattern), or, for
     tensor parallelism wider than a node, one per node's worth of GPUs."""
-    if tp * pp <= per_node and pp == 1:
+    if tp * pp <= per_node and (pp == 1 or engine != "vllm"):
         return 1
     if engine != "vllm":
         raise DeployError(

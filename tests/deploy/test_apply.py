@@ -67,7 +67,7 @@ class ApiServer:
         if path in self.objects:
             return reply(self._with_status(self.objects[path]))
         kind = path.rsplit("/", 1)[-1]
-        if kind in ("deployments", "jobs"):
+        if kind in ("deployments", "jobs", "leaderworkersets"):
             items = [
                 self._with_status(o)
                 for p, o in sorted(self.objects.items())
@@ -88,6 +88,10 @@ class ApiServer:
                 "updatedReplicas": want,
                 "readyReplicas": ready,
             }
+        if item["kind"] == "LeaderWorkerSet":
+            want = item["spec"].get("replicas", 1)
+            ready = want if self.ready else 0
+            item["status"] = {"replicas": want, "readyReplicas": ready, "updatedReplicas": want}
         if item["kind"] == "Job":
             item["status"] = {"succeeded": 1}
         return item
@@ -229,3 +233,30 @@ def test_cli_dry_run_and_status_with_a_kubeconfig(
 def test_a_directory_that_was_not_rendered_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"no kustomization\.yaml"):
         load_directory(tmp_path)
+
+
+def test_rollout_follows_leader_worker_sets(api: tuple[ApiServer, str], tmp_path: Path) -> None:
+    server, url = api
+    case = CASES[3]
+    out = tmp_path / "multi"
+    write_kustomize(render([case.plan], case.options), out)
+    apply(url, out)
+    assert (
+        "/apis/leaderworkerset.x-k8s.io/v1/namespaces/llmhost/leaderworkersets/engine-llama-3-1-405b"
+        in server.objects
+    )
+    server.ready = False
+
+    async def follow(timeout: float) -> list[Any]:
+        client = api_client(None, url)
+        try:
+            return await wait_rollout(client, "llmhost", timeout, lambda s: None, poll_s=0.05)
+        finally:
+            await client.close()
+
+    states = {s.target: s for s in asyncio.run(follow(0.1))}
+    group = states["LeaderWorkerSet/llmhost/engine-llama-3-1-405b"]
+    assert not group.done and group.desired == 2  # production: N+1 groups
+    server.ready = True
+    states = {s.target: s for s in asyncio.run(follow(5))}
+    assert states["LeaderWorkerSet/llmhost/engine-llama-3-1-405b"].done

@@ -316,3 +316,12 @@ def test_gpu_telemetry_scrapes_dcgm_and_charts_the_gpus() -> None:
     assert ("ServiceMonitor", "llmhost-dcgm") not in off
     cpu = by_key(render([CPU.plan], CPU.options))  # no GPUs: nothing to scrape
     assert ("ServiceMonitor", "llmhost-dcgm") not in cpu
+
+
+def test_llama_cpp_takes_slots_and_context_from_the_engine_args() -> None:
+    plan = CPU.plan
+    chosen = plan.recommendation
+    assert chosen is not None
+    chosen.engine_args = EngineArgs(max_num_seqs=4, max_num_batched_tokens=2048, max_model_len=4096)
+    args = flags(pods(render([plan], CPU.options))[0]["containers"][0]["args"])
+    assert args["--parallel"] == "4" and args["--ctx-size"] == str(4 * 4096)
