@@ -71,14 +71,15 @@ class MemoryBoard:
 class RedisBoard:
     """The board in Redis: one hash per gateway, expiring unless the gateway renews it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = DEMAND_PREFIX) -> None:
         from redis.asyncio import Redis
 
         self.redis: Any = Redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
 
     async def publish(self, identity: str, demand: dict[str, float], ttl_s: float) -> None:
         """Replace this gateway's hash and set its expiry, in one transaction."""
-        key = DEMAND_PREFIX + identity
+        key = self.prefix + identity
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
             if demand:
@@ -89,8 +90,8 @@ class RedisBoard:
     async def others(self, identity: str) -> dict[str, float]:
         """Sum of every other gateway's hash."""
         total: dict[str, float] = {}
-        async for key in self.redis.scan_iter(match=DEMAND_PREFIX + "*", count=100):
-            if key == DEMAND_PREFIX + identity:
+        async for key in self.redis.scan_iter(match=self.prefix + "*", count=100):
+            if key == self.prefix + identity:
                 continue
             for model, value in (await self.redis.hgetall(key)).items():
                 total[model] = total.get(model, 0.0) + float(value)
