@@ -431,6 +431,9 @@ def render(
     ingress_host: Annotated[
         str | None, typer.Option(help="Expose the gateway on this host name with TLS.")
     ] = None,
+    ingress_class: Annotated[
+        str, typer.Option(help="IngressClass of the --ingress-host Ingress.")
+    ] = "nginx",
     cluster_issuer: Annotated[
         str, typer.Option(help="cert-manager ClusterIssuer for the --ingress-host certificate.")
     ] = "letsencrypt",
@@ -503,7 +506,8 @@ def render(
             namespace=namespace, provider=provider, engine=engine, weights=weights,
             gateway_replicas=gateway_replicas, scaler=scaler,  # type: ignore[arg-type]
             scale_to_zero=scale_to_zero, redis_url=redis_url, storage_class=storage_class,
-            ingress_host=ingress_host, cluster_issuer=cluster_issuer, tls=tls,
+            ingress_host=ingress_host, ingress_class=ingress_class,
+            cluster_issuer=cluster_issuer, tls=tls,
             min_replicas=min_replicas, max_replicas=max_replicas, production=production,
             on_demand_base=on_demand_base, drain_s=drain,
             node_labels=tuple(_pairs(node_label, "--node-label")),

@@ -132,8 +132,10 @@ def engine_objects_for(
 
 
 def file_name(kind: str) -> str:
-    """The file an object kind goes to: PersistentVolumeClaim -> persistent-volume-claim.yaml."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower() + ".yaml"
+    """The file an object kind goes to: PersistentVolumeClaim -> persistent-volume-claim.yaml,
+    HTTPRoute -> http-route.yaml."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", kind)
+    return words.lower() + ".yaml"
 
 
 class _Dumper(yaml.SafeDumper):

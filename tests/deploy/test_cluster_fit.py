@@ -5,6 +5,9 @@ a new download, replica bounds honoured everywhere, and the engine settings the 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +19,7 @@ from llmhost.deploy.model import from_plan
 from llmhost.plan import Plan
 from llmhost.plan.catalog import load_catalog
 from llmhost.plan.types import EngineArgs
-from tests.deploy.cases import CASES
+from tests.deploy.cases import CASES, GOLDEN
 from tests.deploy.test_render import flags, validate
 
 GEMMA, LLAMA_70B, CPU, LLAMA_405B = CASES
@@ -325,3 +328,56 @@ def test_llama_cpp_takes_slots_and_context_from_the_engine_args() -> None:
     chosen.engine_args = EngineArgs(max_num_seqs=4, max_num_batched_tokens=2048, max_model_len=4096)
     args = flags(pods(render([plan], CPU.options))[0]["containers"][0]["args"])
     assert args["--parallel"] == "4" and args["--ctx-size"] == str(4 * 4096)
+
+
+def test_render_cli_takes_the_new_options_and_refuses_bad_ones(tmp_path: Path) -> None:
+    plan = GOLDEN / "plans" / LLAMA_70B.plan_file
+    run = [sys.executable, "-m", "llmhost", "render", str(plan)]
+    out = tmp_path / "k8s"
+    done = subprocess.run(
+        [
+            *run,
+            "--out",
+            str(out),
+            "--production",
+            "--on-demand-base",
+            "1",
+            "--gateway-api",
+            "--no-monitoring",
+            "--provider",
+            "generic",
+            "--spot-label",
+            "lifecycle=spot",
+            "--spot-toleration",
+            "spot=true:NoSchedule",
+            "--ingress-host",
+            "llm.example.com",
+            "--ingress-class",
+            "traefik",
+            "--drain",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    files = {p.name for p in out.iterdir()}
+    assert {"inference-pool.yaml", "http-route.yaml", "certificate.yaml"} <= files
+    assert "prometheus-rule.yaml" not in files
+    deployments = list(yaml.safe_load_all((out / "deployment.yaml").read_text()))
+    names = {d["metadata"]["name"] for d in deployments}
+    assert {"engine-llama-3-1-70b", "engine-llama-3-1-70b-on-demand"} <= names
+    ingress = yaml.safe_load((out / "ingress.yaml").read_text())
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    for bad, message in (
+        (["--spot-toleration", "spot=true"], "end with :EFFECT"),
+        (["--node-label", "pool"], "--node-label pool: give KEY=VALUE"),
+        (["--dcgm-monitor", "both"], "--dcgm-monitor must be service or pod"),
+        (["--on-demand-base", "-1"], "--on-demand-base must be 0 or more"),
+    ):
+        done = subprocess.run(
+            [*run, "--out", str(tmp_path / "x"), *bad], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
