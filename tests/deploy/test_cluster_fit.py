@@ -53,6 +53,8 @@ def test_a_plan_across_nodes_renders_a_leader_worker_set() -> None:
     lws = objects[("LeaderWorkerSet", "engine-llama-3-1-405b")]
     template = lws["spec"]["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
+    # The leader is ready only after the workers joined it: they must not wait for its readiness.
+    assert lws["spec"]["startupPolicy"] == "LeaderCreated"
     per_node = load_catalog().gpus_per_node("h100-80gb", "gcp")
     leader, worker = template["leaderTemplate"], template["workerTemplate"]
     for pod in (leader["spec"], worker["spec"]):

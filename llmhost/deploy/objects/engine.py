@@ -271,7 +271,9 @@ def leader_worker_set(
     labels = dict(lws["metadata"]["labels"])
     lws["spec"] = {
         "replicas": engine.min_replicas,
-        "startupPolicy": "LeaderReady",
+        # Workers start with the leader: it becomes ready only once they have joined its Ray
+        # cluster, so waiting for a ready leader (LeaderReady) would never start them.
+        "startupPolicy": "LeaderCreated",
         "rolloutStrategy": {
             "type": "RollingUpdate",
             "rollingUpdateConfiguration": {"maxSurge": 1, "maxUnavailable": 0},
