@@ -60,6 +60,13 @@ def test_a_plan_across_nodes_renders_a_leader_worker_set() -> None:
     for pod in (leader["spec"], worker["spec"]):
         assert 0 < gpus(pod) <= per_node  # no pod asks for more GPUs than a node holds
         assert {"name": "shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
+        # A full /dev/shm counts as the container's memory: the limit leaves room for it.
+        shm = next(v for v in pod["volumes"] if v["name"] == "shm")["emptyDir"]["sizeLimit"]
+        resources = pod["containers"][0]["resources"]
+        limit, request = (
+            int(resources[k]["memory"].removesuffix("Gi")) for k in ("limits", "requests")
+        )
+        assert limit >= request + int(shm.removesuffix("Gi"))
     script = leader["spec"]["containers"][0]["command"][2]
     assert "multi-node-serving.sh leader --ray_cluster_size=$(LWS_GROUP_SIZE)" in script
     serve = flags(script.split("exec ", 1)[1].split())

@@ -29,6 +29,7 @@ STARTUP_PERIOD_S = 10
 # covers both plus the engine's own shutdown.
 PRESTOP_S = 10
 SHUTDOWN_S = 15
+SHM_PER_GPU_GIB = 8
 COMMAND = {"vllm": ["vllm"], "llamacpp": ["/app/llama-server"], "ollama": ["/bin/ollama"]}
 CAPACITY = "llmhost.dev/capacity"  # spot or on-demand, when a model runs on both
 ROLE = "llmhost.dev/role"  # leader or worker, in a multi-node group
@@ -171,7 +172,7 @@ def pod_spec(
     ]
     if engine.engine == "vllm":  # NCCL between tensor-parallel workers uses shared memory
         container["volumeMounts"].append({"name": "shm", "mountPath": "/dev/shm"})
-        shm = f"{max(1, engine.gpus_per_pod) * 8}Gi"
+        shm = f"{shm_gib(engine)}Gi"
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
     wait = {
         "name": "wait-for-weights",
@@ -334,9 +335,17 @@ def engine_env(engine: EngineDeployment) -> dict[str, str]:
     return env
 
 
+def shm_gib(engine: EngineDeployment) -> int:
+    """The memory-backed /dev/shm of a vLLM pod (NCCL, and Ray's object store across nodes);
+    0 for other engines."""
+    return max(1, engine.gpus_per_pod) * SHM_PER_GPU_GIB if engine.engine == "vllm" else 0
+
+
 def _resources(engine: EngineDeployment) -> dict[str, Any]:
+    """Requests and limits. Pages in a memory-backed /dev/shm count against the container's
+    memory limit, so the limit leaves room for a full /dev/shm on top of the engine's own."""
     requests: dict[str, Any] = {"cpu": str(engine.cpu), "memory": f"{engine.memory_gib}Gi"}
-    limits: dict[str, Any] = {"memory": f"{engine.memory_gib * 2}Gi"}
+    limits: dict[str, Any] = {"memory": f"{engine.memory_gib * 2 + shm_gib(engine)}Gi"}
     if engine.gpus:
         requests[GPU_RESOURCE] = engine.gpus_per_pod
         limits[GPU_RESOURCE] = engine.gpus_per_pod
