@@ -13,7 +13,7 @@ import math
 import shlex
 from typing import Any, Literal
 
-from llmhost.deploy.catalog import DeployError
+from llmhost.deploy.catalog import DeployError, cluster_catalog
 from llmhost.deploy.model import MODELS_DIR, EngineDeployment
 from llmhost.deploy.objects.meta import http_probe, obj, restricted_security, selector
 from llmhost.deploy.objects.weights import marker, volume_name
@@ -33,12 +33,6 @@ SHM_PER_GPU_GIB = 8
 COMMAND = {"vllm": ["vllm"], "llamacpp": ["/app/llama-server"], "ollama": ["/bin/ollama"]}
 CAPACITY = "llmhost.dev/capacity"  # spot or on-demand, when a model runs on both
 ROLE = "llmhost.dev/role"  # leader or worker, in a multi-node group
-GKE_SPOT = "cloud.google.com/gke-spot"
-KARPENTER_CAPACITY = "karpenter.sh/capacity-type"
-# vLLM's multi-node bootstrap: the Ray helper script its image ships, as vLLM's LeaderWorkerSet
-# guide shows for v0.11 (docs.vllm.ai/en/v0.11.0/deployment/frameworks/lws.html): the leader
-# starts the Ray head and waits for the group, then serves; each worker joins the leader's head.
-RAY_HELPER = "bash /vllm-workspace/examples/online_serving/multi-node-serving.sh"
 Capacity = Literal["spot", "on-demand"]
 Role = Literal["single", "leader", "worker"]
 
@@ -67,13 +61,14 @@ def placement(
     ]
     required: list[dict[str, Any]] = []
     preferred: list[dict[str, Any]] = []
+    marks = cluster_catalog().spot.get(engine.flavour)
     if capacity == "spot":
-        if engine.flavour == "gke":
-            selector_[GKE_SPOT] = "true"
-            tolerations.append(
-                {"key": GKE_SPOT, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-            )
-        elif engine.flavour == "eks":
+        if engine.flavour == "gke" and marks:
+            selector_[marks["label"]] = marks["spot"]
+            if marks.get("taint"):
+                spot_taint = {"key": marks["label"], "operator": "Equal", "value": marks["spot"]}
+                tolerations.append({**spot_taint, "effect": "NoSchedule"})
+        elif engine.flavour == "eks" and marks:
             # Karpenter's spot NodePool outweighs the on-demand fallback pool; existing spot
             # nodes are preferred, on-demand ones taken only when spot has none.
             preferred.append(
@@ -81,7 +76,7 @@ def placement(
                     "weight": 100,
                     "preference": {
                         "matchExpressions": [
-                            {"key": KARPENTER_CAPACITY, "operator": "In", "values": ["spot"]}
+                            {"key": marks["label"], "operator": "In", "values": [marks["spot"]]}
                         ]
                     },
                 }
@@ -97,10 +92,10 @@ def placement(
         for key, value, effect in options.spot_tolerations:
             tolerations.append({"key": key, "operator": "Equal", "value": value, "effect": effect})
     elif capacity == "on-demand":
-        if engine.flavour == "gke":
-            required.append({"key": GKE_SPOT, "operator": "DoesNotExist"})
-        elif engine.flavour == "eks":
-            selector_[KARPENTER_CAPACITY] = "on-demand"
+        if engine.flavour == "gke" and marks:
+            required.append({"key": marks["label"], "operator": "DoesNotExist"})
+        elif engine.flavour == "eks" and marks:
+            selector_[marks["label"]] = marks["on_demand"]
         else:
             required += [
                 {"key": k, "operator": "NotIn", "values": [v]} for k, v in options.spot_labels
@@ -145,19 +140,20 @@ def pod_spec(
         "securityContext": restricted_security(),
         "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}],
     }
+    helper = cluster_catalog().ray_helper
     if role == "leader":
         serve = " ".join(shlex.quote(a) for a in [*COMMAND["vllm"], *args])
         container["command"] = [
             "sh",
             "-c",
-            f"{RAY_HELPER} leader --ray_cluster_size=$(LWS_GROUP_SIZE) && exec {serve}",
+            f"{helper} leader --ray_cluster_size=$(LWS_GROUP_SIZE) && exec {serve}",
         ]
         container["args"] = []
     elif role == "worker":  # no API of its own: readiness is the leader's
         container["command"] = [
             "sh",
             "-c",
-            f"{RAY_HELPER} worker --ray_address=$(LWS_LEADER_ADDRESS)",
+            f"{helper} worker --ray_address=$(LWS_LEADER_ADDRESS)",
         ]
         container["args"] = []
         for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
