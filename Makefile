@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: up test engine plan-demo bench clean
+.PHONY: up test engine promtool checkov plan-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ up: engine
 plan-demo: $(DEPS)
 	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --markdown
 
+## promtool: Prometheus' rule checker for the alert tests (Debian's prometheus package), as root
+promtool:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } \
+		|| echo "promtool missing and not root: the alert tests will be skipped"
+
+## checkov: the Kubernetes policy checker for the render tests, in its own venv (its pins clash)
+CHECKOV := $(HOME)/.cache/llmhost/checkov
+checkov: $(CHECKOV)/bin/checkov
+$(CHECKOV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install -q checkov==3.3.30
+
 ## test: lint, type-check and run every test
-test: engine
+test: engine promtool checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy llmhost

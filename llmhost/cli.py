@@ -434,6 +434,64 @@ def render(
     ingress_host: Annotated[
         str | None, typer.Option(help="Expose the gateway on this host name with TLS.")
     ] = None,
+    ingress_class: Annotated[
+        str, typer.Option(help="IngressClass of the --ingress-host Ingress.")
+    ] = "nginx",
+    cluster_issuer: Annotated[
+        str, typer.Option(help="cert-manager ClusterIssuer for the --ingress-host certificate.")
+    ] = "letsencrypt",
+    tls: Annotated[
+        bool, typer.Option(help="With --ingress-host: a cert-manager Certificate and HTTPS.")
+    ] = True,
+    min_replicas: Annotated[
+        int | None, typer.Option(help="Fewest engine replicas (default 1; 2 with --production).")
+    ] = None,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option(help="Most engine replicas (default: the plan's; N+1 with --production)."),
+    ] = None,
+    production: Annotated[
+        bool, typer.Option(help="Headroom for a lost replica: N+1 replicas, at least 2.")
+    ] = False,
+    on_demand_base: Annotated[
+        int, typer.Option(help="Spot plans: keep this many engine replicas on on-demand nodes.")
+    ] = 0,
+    drain: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest request, seconds: how long a stopping engine "
+            "keeps serving (default: from the plan)."
+        ),
+    ] = None,
+    node_label: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE every engine node carries (repeatable).")
+    ] = None,
+    spot_label: Annotated[
+        list[str] | None, typer.Option(help="Generic clusters: KEY=VALUE marking spot nodes.")
+    ] = None,
+    spot_toleration: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE:EFFECT taint of spot nodes to tolerate.")
+    ] = None,
+    monitoring: Annotated[
+        bool,
+        typer.Option(help="ServiceMonitor/PodMonitor, alerts and dashboard (Prometheus operator)."),
+    ] = True,
+    gpu_monitoring: Annotated[
+        bool, typer.Option(help="Scrape the GPU Operator's DCGM exporter; GPU alerts, panels.")
+    ] = True,
+    dcgm_monitor: Annotated[
+        str, typer.Option(help="How to scrape DCGM: service (ServiceMonitor) or pod.")
+    ] = "service",
+    dcgm_namespace: Annotated[
+        str, typer.Option(help="Namespace of the DCGM exporter.")
+    ] = "gpu-operator",
+    network_policies: Annotated[bool, typer.Option(help="Deny-by-default NetworkPolicies.")] = True,
+    gateway_api: Annotated[
+        bool, typer.Option(help="InferencePool per model and an HTTPRoute to the gateway.")
+    ] = False,
+    gateway_name: Annotated[
+        str, typer.Option(help="With --gateway-api: the Gateway the HTTPRoute attaches to.")
+    ] = "inference-gateway",
 ) -> None:
     """Write Kubernetes manifests (or a Compose file) for one or more plans."""
     from llmhost.deploy.compose import render_compose
@@ -443,11 +501,25 @@ def render(
     try:
         if scaler not in ("gateway", "keda"):
             raise UsageError(f"--scaler must be gateway or keda, not '{scaler}'")
+        if dcgm_monitor not in ("service", "pod"):
+            raise UsageError(f"--dcgm-monitor must be service or pod, not '{dcgm_monitor}'")
+        if on_demand_base < 0:
+            raise UsageError("--on-demand-base must be 0 or more")
         options = RenderOptions(
             namespace=namespace, provider=provider, engine=engine, weights=weights,
             gateway_replicas=gateway_replicas, scaler=scaler,  # type: ignore[arg-type]
             scale_to_zero=scale_to_zero, redis_url=redis_url, storage_class=storage_class,
-            ingress_host=ingress_host,
+            ingress_host=ingress_host, ingress_class=ingress_class,
+            cluster_issuer=cluster_issuer, tls=tls,
+            min_replicas=min_replicas, max_replicas=max_replicas, production=production,
+            on_demand_base=on_demand_base, drain_s=drain,
+            node_labels=tuple(_pairs(node_label, "--node-label")),
+            spot_labels=tuple(_pairs(spot_label, "--spot-label")),
+            spot_tolerations=tuple(_tolerations(spot_toleration)),
+            monitoring=monitoring, gpu_monitoring=gpu_monitoring,
+            dcgm_monitor=dcgm_monitor,  # type: ignore[arg-type]
+            dcgm_namespace=dcgm_namespace, network_policies=network_policies,
+            gateway_api=gateway_api, gateway_name=gateway_name,
         )  # fmt: skip
         if gateway_image:
             options = dataclasses.replace(options, gateway_image=gateway_image)
@@ -465,6 +537,30 @@ def render(
         typer.echo(f"wrote {path}")
 
 
+def _pairs(values: list[str] | None, option: str) -> list[tuple[str, str]]:
+    """KEY=VALUE options as pairs; anything else is a usage error naming the option."""
+    pairs = []
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {value}: give KEY=VALUE")
+        pairs.append((key, val))
+    return pairs
+
+
+def _tolerations(values: list[str] | None) -> list[tuple[str, str, str]]:
+    """KEY=VALUE:EFFECT tolerations."""
+    effects = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+    found = []
+    for key, rest in _pairs(values, "--spot-toleration"):
+        value, _, effect = rest.rpartition(":")
+        if effect not in effects:
+            choices = ", ".join(effects)
+            raise UsageError(f"--spot-toleration {key}={rest}: end with :EFFECT ({choices})")
+        found.append((key, value, effect))
+    return found
+
+
 @app.command()
 def apply(
     directory: Annotated[Path, typer.Argument(help="A directory written by `llmhost render`.")],
@@ -473,12 +569,19 @@ def apply(
     ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for rollouts and downloads.")] = True,
     timeout: Annotated[float, typer.Option(help="Longest wait, seconds.")] = 1800.0,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check the cluster's prerequisites; write nothing.")
+    ] = False,
 ) -> None:
     """Server-side apply the rendered objects (kubeconfig as kubectl finds it), then follow
     the rollout."""
     import asyncio
 
     from llmhost.deploy.apply import apply_objects, load_directory
+
+    if check:
+        _check_cluster(directory)
+        return
 
     def report(change: Change) -> None:
         if dry_run:
@@ -507,6 +610,80 @@ def apply(
     if states is not None and not all(s.done for s in states):
         waiting = ", ".join(s.target for s in states if not s.done)
         raise fail(LlmhostError(f"not rolled out within {timeout:g} s: {waiting}"))
+
+
+@app.command()
+def rollback(
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    model: Annotated[
+        str | None, typer.Option(help="Only this model's engine (default: every engine).")
+    ] = None,
+) -> None:
+    """Put engine Deployments back on their previous revision (pod template and weights)."""
+    import asyncio
+
+    from llmhost.deploy.rollback import Rollback
+    from llmhost.deploy.rollback import rollback as roll_back
+    from llmhost.gateway.kube_api import api_call
+
+    async def run() -> list[Rollback]:
+        client = _kube_client()
+        try:
+            done: list[Rollback] = await api_call(roll_back(client, namespace, model), namespace)
+            return done
+        finally:
+            await client.close()
+
+    try:
+        done = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for item in done:
+        weights = f" (weights {item.weights})" if item.weights else ""
+        typer.echo(f"Deployment/{namespace}/{item.deployment}: revision {item.from_revision} -> "
+                   f"{item.to_revision}{weights}")  # fmt: skip
+
+
+@app.command()
+def doctor(
+    cluster: Annotated[
+        Path | None,
+        typer.Option("--cluster", help="A rendered directory: does the cluster have its needs?"),
+    ] = None,
+) -> None:
+    """Check what serving needs: with --cluster, the Kubernetes prerequisites of a render."""
+    if cluster is None:
+        raise fail(UsageError("give --cluster DIRECTORY (a directory written by `llmhost render`)"))
+    _check_cluster(cluster)
+
+
+def _check_cluster(directory: Path) -> None:
+    """Print each prerequisite of a rendered directory; exit 1 when one is missing."""
+    import asyncio
+
+    from llmhost.deploy.apply import load_directory
+    from llmhost.deploy.check import Finding, check_cluster
+
+    async def run() -> list[Finding]:
+        objects = load_directory(directory)
+        client = _kube_client()
+        try:
+            return await check_cluster(client, objects)
+        finally:
+            await client.close()
+
+    try:
+        findings = asyncio.run(run())
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for f in findings:
+        typer.echo(f"{'ok' if f.ok else 'MISSING'}  {f.what}: {f.detail}")
+        if not f.ok:
+            typer.echo(f"         install: {f.fix}")
+    missing = [f.what for f in findings if not f.ok]
+    if missing:
+        typer.echo(f"{len(missing)} prerequisite(s) missing: {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

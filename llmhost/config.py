@@ -94,6 +94,7 @@ class ServerConfig(_Strict):
     auth: Literal["keys", "open"] = "keys"
     store_url: str | None = None  # sqlite:///PATH (default: llmhost's data folder) or postgresql://
     redis_url: str | None = None  # shared limit counters for several gateways; None: in-process
+    scaler_lease: str | None = None  # a Lease name: gateways elect one autoscaler through it
     admin_key_env: str = "LLMHOST_ADMIN_KEY"  # env var holding the /admin/ API's key
     default_max_tokens: int = Field(1024, ge=1)  # reserved when a request sets no max_tokens
     audit_jsonl: str | None = None  # also write audit records as JSON lines: "-" or a path

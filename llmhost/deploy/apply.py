@@ -36,6 +36,10 @@ CUSTOM_KINDS = (
     ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", True),
     ("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", True),
     ("karpenter.sh", "v1", "NodePool", "nodepools", False),
+    ("leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet", "leaderworkersets", True),
+    ("cert-manager.io", "v1", "Certificate", "certificates", True),
+    ("inference.networking.k8s.io", "v1", "InferencePool", "inferencepools", True),
+    ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes", True),
 )
 
 
@@ -52,8 +56,9 @@ def load_directory(directory: Path) -> list[Any]:
     try:
         files = yaml.safe_load(index.read_text())["resources"]
     except OSError:
-        raise DeployError(f"{directory}: no kustomization.yaml; render it with `llmhost render`"
-                          ) from None  # fmt: skip
+        raise DeployError(
+            f"{directory}: no kustomization.yaml; render it with `llmhost render`"
+        ) from None
     except (yaml.YAMLError, KeyError, TypeError):
         raise DeployError(f"{index}: not a kustomization with a resources list") from None
     objects: list[Any] = []
@@ -90,8 +95,11 @@ def _clean(data: dict[str, Any] | None) -> str:
     data = dict(data)
     data.pop("status", None)
     metadata = {k: v for k, v in data.get("metadata", {}).items() if k not in _VOLATILE}
-    annotations = {k: v for k, v in metadata.get("annotations", {}).items()
-                   if k != "deployment.kubernetes.io/revision"}  # fmt: skip
+    annotations = {
+        k: v
+        for k, v in metadata.get("annotations", {}).items()
+        if k != "deployment.kubernetes.io/revision"
+    }
     if annotations:
         metadata["annotations"] = annotations
     else:
@@ -109,22 +117,28 @@ async def _live(client: AsyncClient, item: Any) -> Any | None:
         raise
 
 
-async def apply_objects(client: AsyncClient, objects: list[Any], dry_run: bool,
-                        report: Callable[[Change], None]) -> list[Change]:  # fmt: skip
+async def apply_objects(
+    client: AsyncClient, objects: list[Any], dry_run: bool, report: Callable[[Change], None]
+) -> list[Change]:
     """Server-side apply every object (with `dry_run`, only ask the server what would change)."""
     changes = []
     for item in objects:
         target = describe(item)
         live = await api_call(_live(client, item), target)
-        result = await api_call(client.apply(item, field_manager=FIELD_MANAGER, force=True,
-                                             dry_run=dry_run), target)  # fmt: skip
+        result = await api_call(
+            client.apply(item, field_manager=FIELD_MANAGER, force=True, dry_run=dry_run), target
+        )
         before = _clean(live.to_dict() if live is not None else None)
         after = _clean(result.to_dict())
         action = "created" if live is None else "configured" if before != after else "unchanged"
-        diff = "".join(difflib.unified_diff(
-            before.splitlines(keepends=True), after.splitlines(keepends=True),
-            f"live/{target}", f"rendered/{target}",
-        ))  # fmt: skip
+        diff = "".join(
+            difflib.unified_diff(
+                before.splitlines(keepends=True),
+                after.splitlines(keepends=True),
+                f"live/{target}",
+                f"rendered/{target}",
+            )
+        )
         change = Change(target, action, diff)
         changes.append(change)
         report(change)
@@ -153,25 +167,54 @@ async def rollout_state(client: AsyncClient, namespace: str) -> list[Rollout]:
         generation = (dep.metadata.generation if dep.metadata is not None else None) or 0
         observed = status is not None and (status.observedGeneration or 0) >= generation
         done = observed and updated >= desired and ready >= desired
-        states.append(Rollout(describe(dep), ready, desired, done,
-                              "scaled to zero" if desired == 0 else ""))  # fmt: skip
+        states.append(
+            Rollout(describe(dep), ready, desired, done, "scaled to zero" if desired == 0 else "")
+        )
     async for job in client.list(Job, namespace=namespace, labels=PART_OF):  # type: ignore[arg-type]
         job_status = job.status
         succeeded = (job_status.succeeded or 0) if job_status is not None else 0
         failed = (job_status.failed or 0) if job_status is not None else 0
         note = f"{failed} failed attempts" if failed else ""
         states.append(Rollout(describe(job), succeeded, 1, succeeded >= 1, note))
+    states += await _group_states(client, namespace)
     return states
 
 
-async def wait_rollout(client: AsyncClient, namespace: str, timeout_s: float,
-                       show: Callable[[list[Rollout]], None], poll_s: float = 2.0
-                       ) -> list[Rollout]:  # fmt: skip
+async def _group_states(client: AsyncClient, namespace: str) -> list[Rollout]:
+    """Progress of the LeaderWorkerSets (replicas across nodes): groups ready of those asked
+    for; none where the CRD is not installed."""
+    kind = create_namespaced_resource(
+        "leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet", "leaderworkersets"
+    )
+    states = []
+    try:
+        async for group in client.list(kind, namespace=namespace, labels=PART_OF):  # type: ignore[arg-type]
+            spec: dict[str, Any] = getattr(group, "spec", None) or {}
+            status: dict[str, Any] = getattr(group, "status", None) or {}
+            desired = int(spec.get("replicas", 1))
+            ready = int(status.get("readyReplicas", 0))
+            updated = int(status.get("updatedReplicas", 0))
+            done = ready >= desired and updated >= desired
+            states.append(Rollout(describe(group), ready, desired, done, "groups"))
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+    return states
+
+
+async def wait_rollout(
+    client: AsyncClient,
+    namespace: str,
+    timeout_s: float,
+    show: Callable[[list[Rollout]], None],
+    poll_s: float = 2.0,
+) -> list[Rollout]:
     """Poll until every Deployment is rolled out and every Job done, or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     while True:
-        states: list[Rollout] = await api_call(rollout_state(client, namespace),
-                                               f"namespace {namespace}")  # fmt: skip
+        states: list[Rollout] = await api_call(
+            rollout_state(client, namespace), f"namespace {namespace}"
+        )
         show(states)
         if all(s.done for s in states) or time.monotonic() >= deadline:
             return states

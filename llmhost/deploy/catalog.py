@@ -21,7 +21,8 @@ class DeployError(UsageError):
 
 @dataclass(frozen=True)
 class ClusterCatalog:
-    """Node labels, images and vLLM quantization flags, as read from the data file."""
+    """Node labels (GPU type, spot capacity), images, vLLM quantization flags and its
+    multi-node bootstrap, as read from the data file."""
 
     label_keys: dict[str, str]
     gpus: dict[str, dict[str, str | None]]
@@ -29,6 +30,8 @@ class ClusterCatalog:
     providers: dict[str, str]
     images: dict[str, str]
     vllm_quantization: dict[str, dict[str, Any]]
+    spot: dict[str, dict[str, Any]]  # flavour -> label, spot value, on_demand value, taint
+    ray_helper: str  # the vLLM image's multi-node bootstrap command
 
     def flavour(self, provider: str | None) -> str:
         """The node-label flavour for a plan provider or an explicit flavour name."""
@@ -47,8 +50,10 @@ class ClusterCatalog:
         value = self.gpus[gpu].get(flavour)
         if not value:
             offered = [f for f in FLAVOURS if self.gpus[gpu].get(f)]
-            raise DeployError(f"{flavour} has no node label for GPU '{gpu}'; use --provider "
-                              f"{' or '.join(offered)}")  # fmt: skip
+            raise DeployError(
+                f"{flavour} has no node label for GPU '{gpu}'; use --provider "
+                f"{' or '.join(offered)}"
+            )
         return {self.label_keys[flavour]: value, **self.extra_labels.get(flavour, {}).get(gpu, {})}
 
     def quantization_flag(self, fmt: str, compute_capability: float | None) -> str | None:
@@ -78,4 +83,6 @@ def cluster_catalog() -> ClusterCatalog:
         providers=data["providers"],
         images=data["images"],
         vllm_quantization=data["vllm_quantization"],
+        spot=data["spot"],
+        ray_helper=data["ray_helper"],
     )

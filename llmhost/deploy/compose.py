@@ -42,19 +42,27 @@ def render_compose(plans: list[Plan], options: RenderOptions) -> dict[str, Any]:
             "restart": "no",
         }
         services[name] = _engine_service(engine, images[engine.engine])
-        models.append({
-            "name": engine.model, "engine": engine.engine,
-            "urls": [f"http://{name}:{engine.launch.port}"],
-            "context": engine.launch.context, "parallel": engine.launch.parallel,
-        })  # fmt: skip
+        models.append(
+            {
+                "name": engine.model,
+                "engine": engine.engine,
+                "urls": [f"http://{name}:{engine.launch.port}"],
+                "context": engine.launch.context,
+                "parallel": engine.launch.parallel,
+            }
+        )
         if adapter(engine.engine).metrics_path:
             scrape.append(f"{name}:{engine.launch.port}")
     config = {
-        "server": {"host": "0.0.0.0", "port": GATEWAY_PORT, "auth": "keys",
-                   "store_url": "sqlite:////data/llmhost.db",
-                   "redis_url": options.redis_url or "redis://redis:6379/0"},
+        "server": {
+            "host": "0.0.0.0",
+            "port": GATEWAY_PORT,
+            "auth": "keys",
+            "store_url": "sqlite:////data/llmhost.db",
+            "redis_url": options.redis_url or "redis://redis:6379/0",
+        },
         "models": models,
-    }  # fmt: skip
+    }
     services["gateway"] = {
         "image": options.gateway_image,
         "command": ["llmhost", "up", "--config", CONFIG_PATH],
@@ -70,8 +78,15 @@ def render_compose(plans: list[Plan], options: RenderOptions) -> dict[str, Any]:
         "command": ["redis-server", "--save", "", "--appendonly", "no"],
         "restart": "unless-stopped",
     }
-    prometheus = {"scrape_configs": [{"job_name": "llmhost", "scrape_interval": "15s",
-                                      "static_configs": [{"targets": scrape}]}]}  # fmt: skip
+    prometheus = {
+        "scrape_configs": [
+            {
+                "job_name": "llmhost",
+                "scrape_interval": "15s",
+                "static_configs": [{"targets": scrape}],
+            }
+        ]
+    }
     services["prometheus"] = {
         "image": images["prometheus"],
         "configs": [{"source": "prometheus", "target": "/etc/prometheus/prometheus.yml"}],
@@ -97,10 +112,9 @@ def _engine_service(engine: EngineDeployment, image: str) -> dict[str, Any]:
         "command": kind.launch_args(engine.launch),
         "environment": engine_env(engine),
         "volumes": [f"models:{MODELS_DIR}:ro"],
-        "depends_on": {f"download-{engine.name}": {
-            "condition": "service_completed_successfully"}},
+        "depends_on": {f"download-{engine.name}": {"condition": "service_completed_successfully"}},
         "restart": "unless-stopped",  # health is the gateway's to check
-    }  # fmt: skip
+    }
     if engine.gpus:
         service["deploy"] = {
             "resources": {

@@ -18,7 +18,15 @@ import yaml
 from llmhost.deploy.catalog import FLAVOURS, DeployError, cluster_catalog
 from llmhost.deploy.model import EngineDeployment, from_plan
 from llmhost.deploy.objects import engine as engine_objects
-from llmhost.deploy.objects import gateway, monitoring, network, redis, scaling, weights
+from llmhost.deploy.objects import (
+    gateway,
+    gateway_api,
+    monitoring,
+    network,
+    redis,
+    scaling,
+    weights,
+)
 from llmhost.deploy.objects.meta import obj
 from llmhost.deploy.options import RenderOptions
 from llmhost.errors import UnknownChoiceError
@@ -59,37 +67,75 @@ def render(plans: list[Plan], options: RenderOptions) -> list[dict[str, Any]]:
     config = gateway.gateway_config(engines, options, redis_url)
     config_map = gateway.config_map(config, ns)
     config_hash = hashlib.sha256(config_map["data"]["llmhost.yaml"].encode()).hexdigest()[:16]
-    objects += [config_map, gateway.deployment(options, config_hash), gateway.service(ns),
-                gateway.disruption_budget(ns), gateway.autoscaler(options)]  # fmt: skip
+    objects += [
+        config_map,
+        gateway.deployment(options, config_hash),
+        gateway.service(ns),
+        gateway.disruption_budget(ns),
+        gateway.autoscaler(options),
+    ]
     if in_cluster_redis:
         objects += redis.objects(ns, images["redis"])
     for engine in engines:
-        objects += [
-            weights.pvc(engine, ns, options.storage_class),
-            weights.download_job(engine, ns, weights.download_image(engine, images)),
-            engine_objects.deployment(engine, ns, images[engine.engine]),
-            engine_objects.service(engine, ns),
-            engine_objects.disruption_budget(engine, ns),
-        ]
-        if options.scaler == "keda":
-            prometheus = KEDA_PROMETHEUS.format(ns=options.monitoring_namespace)
-            objects.append(scaling.scaled_object(engine, ns, prometheus, options.idle_to_zero_s))
-        if engine.spot and engine.gpus and engine.flavour == "eks":
-            objects.append(scaling.node_pool(engine, NODE_CLASS))
-    objects += network.policies(engines, options, in_cluster_redis)
+        objects += engine_objects_for(engine, options, images)
+    if options.network_policies:
+        objects += network.policies(engines, options, in_cluster_redis)
     if options.ingress_host:
         objects.append(network.ingress(options))
-    objects.append(monitoring.service_monitor(ns))
-    pod_monitor = monitoring.pod_monitor(engines, ns)
-    if pod_monitor is not None:
-        objects.append(pod_monitor)
-    objects += [monitoring.rules(ns), monitoring.dashboard_config_map(engines, ns)]
+        if options.tls:
+            objects.append(network.certificate(options))
+    if options.gateway_api:
+        objects += gateway_api.objects(engines, options)
+    if options.monitoring:
+        objects += monitoring.objects(engines, options)
     return objects
 
 
+def engine_objects_for(
+    engine: EngineDeployment, options: RenderOptions, images: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One model's weights volume and download Job, its engine pods (a Deployment, a spot one
+    beside an on-demand base, or a LeaderWorkerSet across nodes), Service, disruption budget,
+    and who scales it."""
+    ns = options.namespace
+    image = images[engine.engine]
+    found: list[dict[str, Any]] = [
+        weights.pvc(engine, ns, options.storage_class),
+        weights.download_job(engine, ns, weights.download_image(engine, images)),
+    ]
+    if engine.multi_node:
+        if engine.on_demand_base:
+            raise DeployError(
+                f"{engine.model}: --on-demand-base is for single-node replicas; "
+                "this plan spans nodes"
+            )
+        if options.scale_to_zero and options.scaler == "gateway":
+            raise DeployError(
+                f"{engine.model}: a replica across nodes is a LeaderWorkerSet, "
+                "which the gateway does not scale; use --scaler keda to scale "
+                "it to zero"
+            )
+        found.append(engine_objects.leader_worker_set(engine, ns, image, options))
+    elif engine.spot:
+        found.append(engine_objects.deployment(engine, ns, image, options, "spot"))
+        if engine.on_demand_base:
+            found.append(engine_objects.deployment(engine, ns, image, options, "on-demand"))
+    else:
+        found.append(engine_objects.deployment(engine, ns, image, options))
+    found += [engine_objects.service(engine, ns), engine_objects.disruption_budget(engine, ns)]
+    if options.scaler == "keda":
+        prometheus = KEDA_PROMETHEUS.format(ns=options.monitoring_namespace)
+        found.append(scaling.scaled_object(engine, ns, prometheus, options.idle_to_zero_s))
+    if engine.spot and engine.gpus and engine.flavour == "eks":
+        found += scaling.node_pools(engine, NODE_CLASS)
+    return found
+
+
 def file_name(kind: str) -> str:
-    """The file an object kind goes to: PersistentVolumeClaim -> persistent-volume-claim.yaml."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower() + ".yaml"
+    """The file an object kind goes to: PersistentVolumeClaim -> persistent-volume-claim.yaml,
+    HTTPRoute -> http-route.yaml."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", kind)
+    return words.lower() + ".yaml"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -110,8 +156,7 @@ _Dumper.add_representer(str, _str)
 
 def dump(objects: list[dict[str, Any]]) -> str:
     """Objects as one YAML stream."""
-    return "---\n".join(yaml.dump(o, Dumper=_Dumper, sort_keys=False, width=100)
-                        for o in objects)  # fmt: skip
+    return "---\n".join(yaml.dump(o, Dumper=_Dumper, sort_keys=False, width=100) for o in objects)
 
 
 def write_kustomize(objects: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -135,8 +180,10 @@ def write_kustomize(objects: list[dict[str, Any]], out: Path) -> list[Path]:
         "resources": [p.name for p in written],
     }
     index = out / "kustomization.yaml"
-    index.write_text("# Written by `llmhost render`; edit the plan, not these files.\n"
-                     + yaml.safe_dump(kustomization, sort_keys=False))  # fmt: skip
+    index.write_text(
+        "# Written by `llmhost render`; edit the plan, not these files.\n"
+        + yaml.safe_dump(kustomization, sort_keys=False)
+    )
     keep = {p.name for p in written} | {index.name}
     for stale in out.glob("*.yaml"):
         if stale.name not in keep and _rendered(stale):

@@ -18,13 +18,16 @@ import logging
 import math
 import time
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmhost.config import ModelConfig
 from llmhost.errors import LlmhostError
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.router.least_load import replica_load
 from llmhost.gateway.routes import Route
+
+if TYPE_CHECKING:
+    from llmhost.gateway.leader import Coordination
 
 log = logging.getLogger("llmhost.scaling")
 
@@ -58,15 +61,21 @@ class Autoscaler:
         self._wish = -1
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Several gateways: only the Lease holder writes replicas, on every gateway's demand.
+        self.coordination: Coordination | None = None
         if self.low == 0:
             route.wake = self.wake
 
     def load(self) -> float:
         """Requests on the model's replicas now, plus those waiting in its queue."""
         now = time.monotonic()
-        return (
+        local = (
             sum(replica_load(r, now) for r in self.route.replica_set.replicas) + self.route.queued
         )
+        if self.coordination is None:
+            return local
+        self.coordination.report(self.route.name, local)
+        return local + self.coordination.others(self.route.name)
 
     def desired(self, now: float, current: int) -> int:
         """Replicas the load calls for, within bounds. A model at zero stays there until a
@@ -80,7 +89,11 @@ class Autoscaler:
         return max(self.low, 1, min(self.high, want))
 
     def wake(self) -> None:
-        """A request arrived for a model at zero: start a replica now (the request waits)."""
+        """A request arrived for a model at zero: start a replica now (the request waits).
+        A follower only counts it: the leader sees it in the demand and scales."""
+        if self.coordination is not None and not self.coordination.leading:
+            self.load()
+            return
         if self.scaler.count == 0 and not self._lock.locked():
             self._spawn(self._scale(max(1, self.low), "a request arrived at zero replicas"))
 
@@ -100,6 +113,9 @@ class Autoscaler:
         want = self.desired(now, current)
         self.metrics.replicas.labels(self.route.name).set(current)
         self.metrics.desired_replicas.labels(self.route.name).set(want)
+        if self.coordination is not None and not self.coordination.leading:
+            self._wish_since = None  # a follower never writes the replica count
+            return
         if want == current:
             self._wish_since = None
             return

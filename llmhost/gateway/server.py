@@ -31,6 +31,8 @@ from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
 from llmhost.engines.supervisor import LocalSupervisor
 from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
+from llmhost.gateway.leader import close as close_coordination
+from llmhost.gateway.leader import cluster_coordination
 from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.roles import admin_event
 from llmhost.gateway.routes import Route
@@ -244,6 +246,11 @@ async def run_gateway(
     async with contextlib.AsyncExitStack() as stack:
         parts = await compose(config, models, stack, log_dir, seams)
         tenancy, metrics = parts.tenancy, parts.metrics
+        coordination = cluster_coordination(
+            parts.autoscalers, server.scaler_lease, server.redis_url
+        )
+        if coordination is not None:
+            stack.push_async_callback(close_coordination, coordination)
         await listen(stack, parts.gateway.app(), server.host, server.port, server.idle_timeout_s)
         if server.metrics_port is not None:
             metrics_app = parts.gateway.metrics_app()
@@ -270,6 +277,8 @@ async def run_gateway(
             starting.result()  # raises if no replica came up
             for scaler in parts.autoscalers:
                 background(stack, scaler.run(), f"autoscale-{scaler.route.name}")
+            if coordination is not None:
+                background(stack, coordination.run(), "leader")
             on_ready(url)
             await stopping
         else:

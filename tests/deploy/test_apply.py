@@ -25,13 +25,20 @@ from llmhost.gateway.kube_api import api_client
 from tests.deploy.cases import CASES
 from tests.support.harness import served_in_thread
 
-NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-             "code": 404, "message": "not found"}  # fmt: skip
+NOT_FOUND = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "status": "Failure",
+    "reason": "NotFound",
+    "code": 404,
+    "message": "not found",
+}
 
 
 def reply(value: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(value).encode(),
-                        headers={"Content-Type": "application/json"})  # fmt: skip
+    return web.Response(
+        status=status, body=json.dumps(value).encode(), headers={"Content-Type": "application/json"}
+    )
 
 
 class ApiServer:
@@ -60,9 +67,12 @@ class ApiServer:
         if path in self.objects:
             return reply(self._with_status(self.objects[path]))
         kind = path.rsplit("/", 1)[-1]
-        if kind in ("deployments", "jobs"):
-            items = [self._with_status(o) for p, o in sorted(self.objects.items())
-                     if p.startswith(path + "/")]  # fmt: skip
+        if kind in ("deployments", "jobs", "leaderworkersets"):
+            items = [
+                self._with_status(o)
+                for p, o in sorted(self.objects.items())
+                if p.startswith(path + "/")
+            ]
             return reply({"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items})
         return reply(NOT_FOUND, 404)
 
@@ -72,8 +82,16 @@ class ApiServer:
         if item["kind"] == "Deployment":
             want = item["spec"].get("replicas", 1)
             ready = want if self.ready else 0
-            item["status"] = {"observedGeneration": generation, "replicas": want,
-                              "updatedReplicas": want, "readyReplicas": ready}  # fmt: skip
+            item["status"] = {
+                "observedGeneration": generation,
+                "replicas": want,
+                "updatedReplicas": want,
+                "readyReplicas": ready,
+            }
+        if item["kind"] == "LeaderWorkerSet":
+            want = item["spec"].get("replicas", 1)
+            ready = want if self.ready else 0
+            item["status"] = {"replicas": want, "readyReplicas": ready, "updatedReplicas": want}
         if item["kind"] == "Job":
             item["status"] = {"succeeded": 1}
         return item
@@ -160,9 +178,11 @@ def test_rollout_waits_until_deployments_are_ready(
     server.ready = True
     states = asyncio.run(follow(5))
     assert all(s.done for s in states)
-    assert {s.target for s in states} >= {"Deployment/llmhost/llmhost-gateway",
-                                          "Deployment/llmhost/engine-gemma-3-270m",
-                                          "Job/llmhost/download-gemma-3-270m"}  # fmt: skip
+    assert {s.target for s in states} >= {
+        "Deployment/llmhost/llmhost-gateway",
+        "Deployment/llmhost/engine-gemma-3-270m",
+        "Job/llmhost/download-gemma-3-270m-main",
+    }
 
 
 def test_cli_dry_run_and_status_with_a_kubeconfig(
@@ -171,21 +191,39 @@ def test_cli_dry_run_and_status_with_a_kubeconfig(
     _, url = api
     directory = rendered(tmp_path)
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
-        "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
-        "users": [{"name": "me", "user": {"token": "t"}}],
-        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "stand-in",
+                "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
+                "users": [{"name": "me", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}
+                ],
+            }
+        )
+    )
     env = {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "llmhost"]
-    done = subprocess.run([*run, "apply", str(directory), "--dry-run"], capture_output=True,
-                          text=True, env=env, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*run, "apply", str(directory), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "Namespace/llmhost created (dry run)" in done.stdout
     assert "+++ rendered/Deployment/llmhost/llmhost-gateway" in done.stdout
-    done = subprocess.run([*run, "apply", str(directory), "--timeout", "30"],
-                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*run, "apply", str(directory), "--timeout", "30"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "Deployment/llmhost/llmhost-gateway: 2/2 done" in done.stdout
     done = subprocess.run([*run, "status"], capture_output=True, text=True, env=env, timeout=120)
@@ -195,3 +233,30 @@ def test_cli_dry_run_and_status_with_a_kubeconfig(
 def test_a_directory_that_was_not_rendered_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"no kustomization\.yaml"):
         load_directory(tmp_path)
+
+
+def test_rollout_follows_leader_worker_sets(api: tuple[ApiServer, str], tmp_path: Path) -> None:
+    server, url = api
+    case = CASES[3]
+    out = tmp_path / "multi"
+    write_kustomize(render([case.plan], case.options), out)
+    apply(url, out)
+    assert (
+        "/apis/leaderworkerset.x-k8s.io/v1/namespaces/llmhost/leaderworkersets/engine-llama-3-1-405b"
+        in server.objects
+    )
+    server.ready = False
+
+    async def follow(timeout: float) -> list[Any]:
+        client = api_client(None, url)
+        try:
+            return await wait_rollout(client, "llmhost", timeout, lambda s: None, poll_s=0.05)
+        finally:
+            await client.close()
+
+    states = {s.target: s for s in asyncio.run(follow(0.1))}
+    group = states["LeaderWorkerSet/llmhost/engine-llama-3-1-405b"]
+    assert not group.done and group.desired == 2  # production: N+1 groups
+    server.ready = True
+    states = {s.target: s for s in asyncio.run(follow(5))}
+    assert states["LeaderWorkerSet/llmhost/engine-llama-3-1-405b"].done

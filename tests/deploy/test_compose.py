@@ -24,12 +24,19 @@ def dropped(given: Any, parsed: Any, where: str = "") -> list[str]:
     if isinstance(given, dict):
         if not isinstance(parsed, dict):
             return [where]
-        return [p for k, v in given.items()
-                for p in ([f"{where}.{k}"] if k not in parsed else
-                          dropped(v, parsed[k], f"{where}.{k}"))]  # fmt: skip
+        return [
+            p
+            for k, v in given.items()
+            for p in (
+                [f"{where}.{k}"] if k not in parsed else dropped(v, parsed[k], f"{where}.{k}")
+            )
+        ]
     if isinstance(given, list) and isinstance(parsed, list):
-        return [p for i, (a, b) in enumerate(zip(given, parsed, strict=False))
-                for p in dropped(a, b, f"{where}[{i}]")]  # fmt: skip
+        return [
+            p
+            for i, (a, b) in enumerate(zip(given, parsed, strict=False))
+            for p in dropped(a, b, f"{where}[{i}]")
+        ]
     return []
 
 
@@ -54,29 +61,39 @@ def test_one_host_runs_download_engine_gateway_redis_prometheus() -> None:
     case = CASES[0]
     document = render_compose([case.plan], case.options)
     services = document["services"]
-    assert set(services) == {"download-gemma-3-12b", "engine-gemma-3-12b", "gateway", "redis",
-                             "prometheus"}  # fmt: skip
+    assert set(services) == {
+        "download-gemma-3-12b",
+        "engine-gemma-3-12b",
+        "gateway",
+        "redis",
+        "prometheus",
+    }
     engine = services["engine-gemma-3-12b"]
     assert engine["command"] == adapter("vllm").launch_args(
         from_plan(case.plan, case.options).launch
     )
-    assert engine["depends_on"] == {"download-gemma-3-12b": {
-        "condition": "service_completed_successfully"}}  # fmt: skip
+    assert engine["depends_on"] == {
+        "download-gemma-3-12b": {"condition": "service_completed_successfully"}
+    }
     devices = engine["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     config = Config.model_validate(yaml.safe_load(document["configs"]["llmhost"]["content"]))
     assert config.models[0].urls == ("http://engine-gemma-3-12b:8000",)
     scrape = yaml.safe_load(document["configs"]["prometheus"]["content"])
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == [
-        "gateway:8000", "engine-gemma-3-12b:8000"]  # fmt: skip
+        "gateway:8000",
+        "engine-gemma-3-12b:8000",
+    ]
 
 
 def test_cpu_host_needs_no_gpu(tmp_path: Path) -> None:
     plan = GOLDEN / "plans" / CASES[2].plan_file
     done = subprocess.run(
-        [sys.executable, "-m", "llmhost", "render", str(plan), "--compose", "--out",
-         str(tmp_path)], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "llmhost", "render", str(plan), "--compose", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     document = yaml.safe_load((tmp_path / "docker-compose.yaml").read_text())
     check(document)

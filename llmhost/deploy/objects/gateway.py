@@ -17,19 +17,26 @@ from llmhost.deploy.objects.meta import (
     restricted_security,
     selector,
 )
+from llmhost.deploy.objects.scaling import scaled_bounds
 from llmhost.deploy.options import RenderOptions
 
 COMPONENT = "gateway"
 STORE_SECRET = "llmhost-store"  # key `url`: postgresql://... shared by every gateway replica
 ADMIN_SECRET = "llmhost-admin"  # key `key`: the /admin/ API's key (optional)
 CONFIG_PATH = "/etc/llmhost/llmhost.yaml"
+SCALER_LEASE = "llmhost-scaler"  # the coordination.k8s.io Lease gateways elect a scaler with
 
 
-def gateway_config(engines: list[EngineDeployment], options: RenderOptions, redis_url: str
-                   ) -> dict[str, Any]:  # fmt: skip
+def gateway_config(
+    engines: list[EngineDeployment], options: RenderOptions, redis_url: str
+) -> dict[str, Any]:
     """The llmhost.yaml the gateway pods read: cluster models found through their Services."""
     models = []
     for engine in engines:
+        low, high = scaled_bounds(engine)
+        # A multi-node group is a LeaderWorkerSet, which the gateway does not scale: it runs
+        # the planned count, or KEDA scales it.
+        scale = options.scaler == "gateway" and not engine.multi_node
         model: dict[str, Any] = {
             "name": engine.model,
             "engine": engine.engine,
@@ -37,19 +44,32 @@ def gateway_config(engines: list[EngineDeployment], options: RenderOptions, redi
             "parallel": engine.launch.parallel,
             # Prefix affinity keeps shared prompts where the engine's prefix cache holds them.
             "routing": "prefix",
-            "kubernetes": {"deployment": engine.deployment, "port": engine.launch.port,
-                           "scale": options.scaler == "gateway"},
-            "min_replicas": engine.min_replicas,
-            "max_replicas": engine.replicas,
-        }  # fmt: skip
+            "kubernetes": {
+                "deployment": engine.deployment,
+                "port": engine.launch.port,
+                "scale": scale,
+            },
+            "replicas": min(high, max(low, 1)),
+            "min_replicas": low,
+            "max_replicas": high,
+        }
+        if engine.multi_node and options.scaler == "gateway":  # a fixed count: the plan's
+            model.update(replicas=high, min_replicas=high)
         if options.scale_to_zero:
-            if options.scaler == "gateway":
+            if scale:
                 model["idle_to_zero_s"] = options.idle_to_zero_s
             # A cold start loads weights: hold the first request for as long as that takes.
             model["queue_wait_s"] = float(engine.startup_budget_s)
         models.append(model)
-    server = {"host": "0.0.0.0", "port": GATEWAY_PORT, "auth": "keys", "redis_url": redis_url,
-              "audit_jsonl": "-"}  # fmt: skip
+    server = {
+        "host": "0.0.0.0",
+        "port": GATEWAY_PORT,
+        "auth": "keys",
+        "redis_url": redis_url,
+        "audit_jsonl": "-",
+    }
+    if options.scaler == "gateway":  # one replica scales at a time; the others forward demand
+        server["scaler_lease"] = SCALER_LEASE
     return {"server": server, "models": models}
 
 
@@ -69,48 +89,63 @@ def deployment(options: RenderOptions, config_hash: str) -> dict[str, Any]:
         "command": ["llmhost", "up", "--config", CONFIG_PATH],
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT, "protocol": "TCP"}],
         "env": [
-            {"name": "LLMHOST_STORE_URL", "valueFrom": {"secretKeyRef": {
-                "name": STORE_SECRET, "key": "url"}}},
-            {"name": "LLMHOST_ADMIN_KEY", "valueFrom": {"secretKeyRef": {
-                "name": ADMIN_SECRET, "key": "key", "optional": True}}},
+            {
+                "name": "LLMHOST_STORE_URL",
+                "valueFrom": {"secretKeyRef": {"name": STORE_SECRET, "key": "url"}},
+            },
+            {
+                "name": "LLMHOST_ADMIN_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {"name": ADMIN_SECRET, "key": "key", "optional": True}
+                },
+            },
             {"name": "HOME", "value": "/tmp"},
         ],
-        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
-                      "limits": {"memory": "1Gi"}},
+        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "readinessProbe": http_probe("/ready", 5, 3, 2),
         "livenessProbe": http_probe("/health", 10, 3, 2),
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "securityContext": {**restricted_security(), "readOnlyRootFilesystem": True},
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/llmhost", "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
-    }  # fmt: skip
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/llmhost", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
     pod_labels = dict(dep["metadata"]["labels"])
     dep["spec"] = {
         "replicas": options.gateway_replicas,
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": selector(COMPONENT, GATEWAY)},
         "template": {
-            "metadata": {"labels": pod_labels,
-                         "annotations": {"llmhost.dev/config-sha256": config_hash}},
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {"llmhost.dev/config-sha256": config_hash},
+            },
             "spec": {
                 "serviceAccountName": GATEWAY,
                 "terminationGracePeriodSeconds": 30,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                    "runAsGroup": 10001},
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
                 "containers": [container],
-                "volumes": [{"name": "config", "configMap": {"name": CONFIG}},
-                            {"name": "tmp", "emptyDir": {}}],
-                "affinity": {"podAntiAffinity": {
-                    "preferredDuringSchedulingIgnoredDuringExecution": [{
-                        "weight": 100,
-                        "podAffinityTerm": {
-                            "topologyKey": "kubernetes.io/hostname",
-                            "labelSelector": {"matchLabels": selector(COMPONENT, GATEWAY)},
-                        },
-                    }]}},
+                "volumes": [
+                    {"name": "config", "configMap": {"name": CONFIG}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+                "affinity": {
+                    "podAntiAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 100,
+                                "podAffinityTerm": {
+                                    "topologyKey": "kubernetes.io/hostname",
+                                    "labelSelector": {"matchLabels": selector(COMPONENT, GATEWAY)},
+                                },
+                            }
+                        ]
+                    }
+                },
             },
         },
-    }  # fmt: skip
+    }
     return dep
 
 
@@ -133,33 +168,50 @@ def disruption_budget(namespace: str) -> dict[str, Any]:
 
 def autoscaler(options: RenderOptions) -> dict[str, Any]:
     """More gateway replicas when their CPU runs hot (the gateway is CPU-bound)."""
-    hpa = obj("autoscaling/v2", "HorizontalPodAutoscaler", GATEWAY, options.namespace,
-              COMPONENT, GATEWAY)  # fmt: skip
+    hpa = obj(
+        "autoscaling/v2", "HorizontalPodAutoscaler", GATEWAY, options.namespace, COMPONENT, GATEWAY
+    )
     hpa["spec"] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY},
         "minReplicas": options.gateway_replicas,
         "maxReplicas": max(10, options.gateway_replicas),
-        "metrics": [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
-    }  # fmt: skip
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 70},
+                },
+            }
+        ],
+    }
     return hpa
 
 
 def rbac(namespace: str) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding: read pods and endpoints, scale Deployments, in
-    this namespace only."""
+    """ServiceAccount, Role and RoleBinding: read pods and endpoints, scale Deployments, hold
+    the scaler Lease, in this namespace only."""
     account = obj("v1", "ServiceAccount", GATEWAY, namespace, COMPONENT, GATEWAY)
     role = obj("rbac.authorization.k8s.io/v1", "Role", GATEWAY, namespace, COMPONENT, GATEWAY)
     role["rules"] = [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
-         "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
         {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch"]},
-    ]  # fmt: skip
-    binding = obj("rbac.authorization.k8s.io/v1", "RoleBinding", GATEWAY, namespace, COMPONENT,
-                  GATEWAY)  # fmt: skip
-    binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                          "name": GATEWAY}  # fmt: skip
+        # The scaler election (llmhost.gateway.leader): read, create and renew the Lease.
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        },
+    ]
+    binding = obj(
+        "rbac.authorization.k8s.io/v1", "RoleBinding", GATEWAY, namespace, COMPONENT, GATEWAY
+    )
+    binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": GATEWAY}
     binding["subjects"] = [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": namespace}]
     return [account, role, binding]

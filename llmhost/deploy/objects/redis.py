@@ -31,20 +31,27 @@ def objects(namespace: str, image: str) -> list[dict[str, Any]]:
             "spec": {
                 "automountServiceAccountToken": False,
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 999},
-                "containers": [{
-                    "name": "redis",
-                    "image": image,
-                    "args": ["--save", "", "--appendonly", "no", "--maxmemory", "200mb"],
-                    "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                  "limits": {"memory": "256Mi"}},
-                    "readinessProbe": probe,
-                    "livenessProbe": probe,
-                    "securityContext": {**restricted_security(), "readOnlyRootFilesystem": True},
-                }],
+                "containers": [
+                    {
+                        "name": "redis",
+                        "image": image,
+                        "args": ["--save", "", "--appendonly", "no", "--maxmemory", "200mb"],
+                        "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                            "limits": {"memory": "256Mi"},
+                        },
+                        "readinessProbe": probe,
+                        "livenessProbe": probe,
+                        "securityContext": {
+                            **restricted_security(),
+                            "readOnlyRootFilesystem": True,
+                        },
+                    }
+                ],
             },
         },
-    }  # fmt: skip
+    }
     svc = obj("v1", "Service", REDIS, namespace, COMPONENT, REDIS)
     svc["spec"] = {
         "selector": selector(COMPONENT, REDIS),
