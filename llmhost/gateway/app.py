@@ -23,6 +23,7 @@ from llmhost.gateway.metrics import GatewayMetrics
 from llmhost.gateway.openapi import openapi_document
 from llmhost.gateway.pipeline import Pipeline
 from llmhost.gateway.routes import ModelDirectory, Route
+from llmhost.gateway.telemetry import Telemetry
 from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamPool
 
@@ -39,13 +40,14 @@ class Gateway:
         pool: UpstreamPool,
         tenancy: Tenancy,
         clock: Callable[[], float] = time.perf_counter,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.server = server
         self.routes = list(routes)
         self.directory = ModelDirectory(routes, tiers)
         self.gateway_metrics = metrics
         self.tenancy = tenancy
-        self.pipeline = Pipeline(server, self.directory, pool, tenancy, clock)
+        self.pipeline = Pipeline(server, self.directory, pool, tenancy, clock, telemetry)
         self.created = int(time.time())
 
     def app(self) -> web.Application:

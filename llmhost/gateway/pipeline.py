@@ -38,6 +38,7 @@ from llmhost.gateway.requests import Facts, validate
 from llmhost.gateway.router.prefix import prefix_key
 from llmhost.gateway.routes import ModelDirectory, Route
 from llmhost.gateway.store import AuditRecord, KeyRecord
+from llmhost.gateway.telemetry import Telemetry, Trace
 from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamError, UpstreamPool
 
@@ -63,6 +64,7 @@ class RequestContext:
     prompt_exact: bool = False  # counted by the engine's tokenizer
     exchange: Exchange | None = None
     settled: bool = False  # admission's exit took over the audit record
+    trace: Trace | None = None  # OpenTelemetry spans, when export is on
 
 
 def _allowed(key: KeyRecord | None, route: Route) -> bool:
@@ -84,16 +86,20 @@ class Pipeline:
         pool: UpstreamPool,
         tenancy: Tenancy,
         clock: Callable[[], float] = time.perf_counter,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.server = server
         self.directory = directory
         self.pool = pool
         self.tenancy = tenancy
         self.clock = clock
+        self.telemetry = telemetry
 
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         """Serve one request; whatever happens, answer in the OpenAI shape and audit it."""
         ctx = RequestContext(path, self.clock(), uuid.uuid4().hex)
+        if self.telemetry is not None:
+            ctx.trace = self.telemetry.begin(request, path)
         try:
             return await self._run(request, ctx)
         except Refusal as refusal:
@@ -261,6 +267,11 @@ class Pipeline:
         if route.keyed:
             ex.key = prefix_key(payload, route.config.prefix_chars)
         ex.source = ctx.key.tenant if ctx.key is not None else ctx.prompt_hash or ""
+        if self.telemetry is not None:
+            engine = route.config.engine
+            ex.headers = self.telemetry.upstream_headers(
+                ctx.trace, engine, route.upstream_model, ctx.path
+            )
         return orjson.dumps(payload) if changed else body
 
     async def forward(
@@ -361,6 +372,8 @@ class Pipeline:
             route.metrics.finished(ctx.status, seconds, prompt, completion)
             if ex is not None and ex.ttft is not None:
                 route.metrics.ttft.observe(ex.ttft)
+        if self.telemetry is not None:
+            self.telemetry.finish(ctx)
         self.tenancy.audit.record(
             AuditRecord(
                 ts=time.time(),

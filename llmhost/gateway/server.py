@@ -133,6 +133,12 @@ async def compose(
     server = config.server
     pool = seams.pool or UpstreamPool()
     stack.callback(pool.close)
+    telemetry = None
+    if server.otel is not None:  # shut down after the last request settled: registered first
+        from llmhost.gateway.telemetry import Telemetry
+
+        telemetry = Telemetry(server.otel)
+        stack.push_async_callback(asyncio.to_thread, telemetry.shutdown)
     session = await stack.enter_async_context(
         aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # health checks
     )
@@ -167,7 +173,9 @@ async def compose(
             stack.push_async_callback(supervisor.stop)
             supervisors.append((supervisor, model.replicas))
             autoscalers.append(Autoscaler(route, supervisor, model, metrics))
-    gateway = Gateway(server, routes, config.tiers, metrics, pool, tenancy, clock=seams.clock)
+    gateway = Gateway(
+        server, routes, config.tiers, metrics, pool, tenancy, clock=seams.clock, telemetry=telemetry
+    )
     monitor = HealthMonitor([r.replica_set for r in routes], session, server.health_interval_s)
     return Parts(
         config,
