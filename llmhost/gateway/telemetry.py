@@ -37,6 +37,24 @@ OPERATIONS = {
     "/v1/completions": "text_completion",
     "/v1/embeddings": "embeddings",
 }
+COMMON = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.system", "error.type")
+# (name, unit, attributes, meaning): the instruments below, for the metrics reference.
+INSTRUMENTS = [
+    ("gen_ai.server.request.duration", "s", COMMON, "Request duration, to the last byte."),
+    ("gen_ai.server.time_to_first_token", "s", COMMON[:3], "Time to the first streamed token."),
+    (
+        "gen_ai.server.time_per_output_token",
+        "s",
+        COMMON[:3],
+        "Time per output token after the first (streams).",
+    ),
+    (
+        "gen_ai.client.token.usage",
+        "{token}",
+        (*COMMON[:3], "gen_ai.token.type"),
+        "Input and output tokens of each request (the engine's usage).",
+    ),
+]
 # Bucket boundaries the conventions recommend.
 DURATION_BUCKETS = [
     0.01,
