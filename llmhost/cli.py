@@ -572,12 +572,19 @@ def apply(
     check: Annotated[
         bool, typer.Option("--check", help="Only check the cluster's prerequisites; write nothing.")
     ] = False,
+    canary: Annotated[
+        float | None,
+        typer.Option(help="Try the render on this percent of traffic; the old revision serves."),
+    ] = None,
 ) -> None:
     """Server-side apply the rendered objects (kubeconfig as kubectl finds it), then follow
-    the rollout."""
+    the rollout. With --canary N the engines go in beside the running ones and the gateway
+    sends them N% of requests; a plain apply of the same render promotes them."""
     import asyncio
+    import functools
 
     from llmhost.deploy.apply import apply_objects, load_directory
+    from llmhost.deploy.canary import canary_documents, remove_canaries
 
     if check:
         _check_cluster(directory)
@@ -592,11 +599,15 @@ def apply(
             typer.echo(f"{change.target} {change.action}")
 
     async def run() -> list[Rollout] | None:
-        objects = load_directory(directory)
+        transform = functools.partial(canary_documents, percent=canary) if canary else None
+        objects = load_directory(directory, transform)
         client = _kube_client()
         try:
             await apply_objects(client, objects, dry_run, report)
             namespaces = {o.metadata.name for o in objects if o.kind == "Namespace"}
+            if canary is None and not dry_run and len(namespaces) == 1:
+                for removed in await remove_canaries(client, next(iter(namespaces))):
+                    typer.echo(f"{removed} deleted (promoted)")
             if dry_run or not wait or len(namespaces) != 1:
                 return None
             return await _follow(client, namespaces.pop(), timeout)

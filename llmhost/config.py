@@ -137,6 +137,13 @@ class ClusterSource(_Strict):
     poll_s: float = Field(2.0, gt=0)  # how often the endpoint list is read
 
 
+class CanaryConfig(_Strict):
+    """A share of a model's requests that goes to another model: a new revision on trial."""
+
+    model: str = Field(min_length=1, description="The model (in this config) taking the share.")
+    percent: float = Field(gt=0, lt=100, description="Share of requests, in percent.")
+
+
 class ModelConfig(_Strict):
     """One served model: its names, its engine and where its replicas come from."""
 
@@ -150,6 +157,7 @@ class ModelConfig(_Strict):
     kubernetes: ClusterSource | None = None  # on a cluster: pods of an engine Deployment
     upstream_model: str | None = None  # the name the engine expects, when not `name`
     fallback: tuple[str, ...] = ()  # models to try, in order, when this one cannot serve
+    canary: CanaryConfig | None = None  # send a share of requests to a new revision
     api_key_env: str | None = None  # environment variable holding the engine's own API key
     context: int = Field(4096, ge=16)  # tokens per sequence
     parallel: int = Field(4, ge=1, le=256)  # sequences per replica
@@ -238,6 +246,10 @@ class Config(_Strict):
             for target in model.fallback:
                 if target not in seen:
                     raise ValueError(f"model '{model.name}': fallback '{target}' is not a model")
+            if model.canary is not None and model.canary.model not in seen:
+                raise ValueError(
+                    f"model '{model.name}': canary '{model.canary.model}' is not a model"
+                )
         for tier, chain in self.tiers.items():
             if tier in seen:
                 raise ValueError(f"tier '{tier}' has the name of a model or alias")

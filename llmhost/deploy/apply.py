@@ -49,8 +49,12 @@ def _register_custom_kinds() -> None:
         create(group, version, kind, plural)
 
 
-def load_directory(directory: Path) -> list[Any]:
-    """The objects of a rendered directory, in kustomization.yaml's order."""
+Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def load_directory(directory: Path, transform: Transform | None = None) -> list[Any]:
+    """The objects of a rendered directory, in kustomization.yaml's order (`transform`, if
+    given, changes the documents first: `apply --canary`)."""
     _register_custom_kinds()
     index = directory / "kustomization.yaml"
     try:
@@ -61,14 +65,22 @@ def load_directory(directory: Path) -> list[Any]:
         ) from None
     except (yaml.YAMLError, KeyError, TypeError):
         raise DeployError(f"{index}: not a kustomization with a resources list") from None
-    objects: list[Any] = []
+    documents: list[tuple[str, dict[str, Any]]] = []
     for name in files:
         try:
             text = (directory / name).read_text()
-            objects += codecs.load_all_yaml(text, create_resources_for_crds=True)
+            documents += [(name, doc) for doc in yaml.safe_load_all(text) if doc]
         except OSError as exc:
             raise DeployError(f"{directory / name}: {exc.strerror}") from None
-        except Exception as exc:  # lightkube's loader: unknown kinds, bad YAML
+        except yaml.YAMLError as exc:
+            raise DeployError(f"{directory / name}: {exc}") from None
+    if transform is not None:
+        documents = [("canary", doc) for doc in transform([doc for _, doc in documents])]
+    objects: list[Any] = []
+    for name, doc in documents:
+        try:
+            objects.append(codecs.from_dict(doc))
+        except Exception as exc:  # lightkube's loader: unknown kinds, bad fields
             raise DeployError(f"{directory / name}: {exc}") from None
     return objects
 

@@ -20,6 +20,7 @@ from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.types import PatchType
 
+from llmhost.deploy.canary import remove_canaries
 from llmhost.deploy.catalog import DeployError
 from llmhost.deploy.model import slug
 
@@ -64,7 +65,11 @@ async def previous_template(client: AsyncClient, dep: Any) -> tuple[int, Any]:
 
 
 async def rollback(client: AsyncClient, namespace: str, model: str | None = None) -> list[Rollback]:
-    """Roll every engine Deployment in `namespace` (or only `model`'s) back one revision."""
+    """Roll every engine Deployment in `namespace` (or only `model`'s) back one revision; while
+    a canary runs (`apply --canary`), remove it instead: the old revision never stopped."""
+    removed = await remove_canaries(client, namespace, model)
+    if removed:
+        return [Rollback(name, 0, 0, "canary removed") for name in removed]
     labels = dict(ENGINES)
     if model is not None:
         labels["app.kubernetes.io/instance"] = slug(model)

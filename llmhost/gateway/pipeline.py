@@ -68,7 +68,9 @@ class RequestContext:
 
 
 def _allowed(key: KeyRecord | None, route: Route) -> bool:
-    return key is None or key.models is None or route.name in key.models
+    """Whether the key may use the route (a canary's by the model it stands in for)."""
+    name = (route.canary_of or route).name
+    return key is None or key.models is None or name in key.models
 
 
 def _clean(text: str) -> str:

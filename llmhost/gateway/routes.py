@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
@@ -39,6 +40,7 @@ class Route:
             if key:  # engine credentials come from config, never from the client
                 self.headers = f"Authorization: Bearer {key}\r\n".encode()
         self.wake: Callable[[], None] | None = None  # set when the model can scale from zero
+        self.canary_of: Route | None = None  # the model this one takes a canary share of
         self.queued = 0
         self.last_active = time.monotonic()
         self._waiters: list[asyncio.Future[None]] = []
@@ -90,15 +92,29 @@ class Route:
 
 
 class ModelDirectory:
-    """Every name a request may use (model names, aliases, tiers) and the route each leads to."""
+    """Every name a request may use (model names, aliases, tiers) and the route each leads to.
 
-    def __init__(self, routes: Sequence[Route], tiers: Mapping[str, Sequence[str]]) -> None:
+    A model with a `canary` sends that share of its requests (at random, as a mesh's weighted
+    route does) to the canary's model while the canary has a ready replica; the rest, and all
+    of them while it has none, stay on the model itself.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        tiers: Mapping[str, Sequence[str]],
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.draw = draw
         self.routes = list(routes)
         self.tiers = {name: tuple(chain) for name, chain in tiers.items()}
         self.by_name: dict[str, Route] = {}
         for route in self.routes:
             for name in (route.name, *route.config.aliases):
                 self.by_name[name] = route
+        for route in self.routes:
+            if route.config.canary is not None:
+                self.by_name[route.config.canary.model].canary_of = route
 
     def choose(self, model: str, tier: str | None) -> Route | None:
         """The route for a request: the tier's (header, else a tier named as the model) or the
@@ -112,7 +128,13 @@ class ModelDirectory:
             chain = [first, *(self.by_name[name] for name in first.config.fallback)]
         else:
             return None
-        return next((route for route in chain if route.servable()), chain[0])
+        chosen = next((route for route in chain if route.servable()), chain[0])
+        canary = chosen.config.canary
+        if canary is not None and self.draw() * 100 < canary.percent:
+            trial = self.by_name[canary.model]
+            if trial.replica_set.ready():  # a canary takes traffic only once it is up
+                return trial
+        return chosen
 
     def names_for(self, allowed: Callable[[Route], bool]) -> list[str]:
         """Model names and aliases a caller may use (by `allowed`), then the tiers."""
