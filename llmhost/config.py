@@ -131,6 +131,7 @@ class ClusterSource(_Strict):
 
     deployment: str = Field(min_length=1)
     service: str | None = None  # default: the deployment's name
+    inference_pool: str | None = None  # find replicas through this InferencePool instead
     namespace: str | None = None  # default: the gateway pod's own namespace
     port: int = Field(8000, ge=1, le=65535)
     scale: bool = True  # the gateway's autoscaler sets the Deployment's replicas

@@ -6,6 +6,11 @@ endpointslices in the namespace) and makes the replica set match the endpoints t
 not terminating: new pods join as ready (the health checks then confirm them), gone ones are
 withdrawn while their in-flight requests finish on the connection they hold. Polling rather than
 watching keeps the code simple; a few seconds' lag is far below an engine's start-up time.
+
+`PoolDiscovery` does the same from a Gateway API Inference Extension `InferencePool`
+(`inference.networking.k8s.io/v1`): the pool's label selector and target port name the pods,
+and its ready, running pods are the replicas (RBAC: get on inferencepools, list on pods), so a
+cluster that standardised on the pool needs no Service for the gateway.
 """
 
 from __future__ import annotations
@@ -67,9 +72,16 @@ class EndpointDiscovery:
 
     async def sync(self) -> None:
         """One round: read the slices and add or withdraw replicas to match."""
+        self.match(await self.wanted())
+
+    async def wanted(self) -> dict[str, str]:
+        """Replica name -> base URL of every endpoint that should serve now."""
         selector: dict[str, Any] = {"kubernetes.io/service-name": self.service}
         slices = await api_call(self._list(selector), f"endpointslices of {self.service}")
-        wanted = ready_endpoints(slices, self.port)
+        return ready_endpoints(slices, self.port)
+
+    def match(self, wanted: dict[str, str]) -> None:
+        """Add and withdraw replicas so the set is `wanted`."""
         for replica in list(self.replica_set.replicas):
             if wanted.get(replica.id) != replica.url:
                 self.replica_set.remove(replica)
@@ -82,3 +94,42 @@ class EndpointDiscovery:
 
     async def _list(self, selector: dict[str, Any]) -> list[Any]:
         return [s async for s in self.client.list(EndpointSlice, labels=selector)]
+
+
+def ready_pods(pods: list[Any], port: int) -> dict[str, str]:
+    """Pod name -> base URL for every running, ready pod that is not being deleted."""
+    found: dict[str, str] = {}
+    for pod in pods:
+        status = pod.status
+        if pod.metadata.deletionTimestamp is not None or status is None or not status.podIP:
+            continue
+        ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+        if status.phase == "Running" and ready:
+            host = f"[{status.podIP}]" if ":" in status.podIP else status.podIP
+            found[pod.metadata.name] = f"http://{host}:{port}"
+    return found
+
+
+class PoolDiscovery(EndpointDiscovery):
+    """Keeps one model's replica set equal to the ready pods of an InferencePool."""
+
+    async def wanted(self) -> dict[str, str]:
+        """The pool's selector and port, then its pods."""
+        from lightkube.generic_resource import create_namespaced_resource
+        from lightkube.resources.core_v1 import Pod
+
+        kind = create_namespaced_resource(
+            "inference.networking.k8s.io", "v1", "InferencePool", "inferencepools"
+        )
+        pool = await api_call(self.client.get(kind, self.service), f"inferencepool {self.service}")
+        spec = pool.get("spec") or {}
+        labels: dict[str, Any] = (spec.get("selector") or {}).get("matchLabels") or {}
+        ports = spec.get("targetPorts") or [{}]
+        port = int(ports[0].get("number") or self.port)
+        if not labels:
+            raise KubernetesError(f"inferencepool {self.service} has no selector")
+        pods = await api_call(self._pods(Pod, labels), f"pods of inferencepool {self.service}")
+        return ready_pods(pods, port)
+
+    async def _pods(self, kind: Any, labels: dict[str, Any]) -> list[Any]:
+        return [p async for p in self.client.list(kind, labels=labels)]

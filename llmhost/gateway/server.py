@@ -323,9 +323,20 @@ def _cluster_model(
     assert source is not None
     client = api_client(source.namespace)
     clients.append(client)
-    discovery = EndpointDiscovery(
-        route.replica_set, client, source.service or source.deployment, source.port, source.poll_s
-    )
+    if source.inference_pool is not None:
+        from llmhost.gateway.discovery import PoolDiscovery
+
+        discovery: EndpointDiscovery = PoolDiscovery(
+            route.replica_set, client, source.inference_pool, source.port, source.poll_s
+        )
+    else:
+        discovery = EndpointDiscovery(
+            route.replica_set,
+            client,
+            source.service or source.deployment,
+            source.port,
+            source.poll_s,
+        )
     if source.scale:
         scaler = KubernetesScaler(source.deployment, source.namespace)
         clients.append(scaler.client)

@@ -210,3 +210,71 @@ def test_with_an_outside_scaler_a_request_at_zero_waits_for_its_replica(
                 assert len(engines["127.0.0.3"].requests) == 1
 
     uvloop.run(scenario())
+
+
+POOL = "/apis/inference.networking.k8s.io/v1/namespaces/llm/inferencepools/engine-gemma"
+PODS = "/api/v1/namespaces/llm/pods"
+
+
+def test_replicas_follow_an_inference_pool_s_ready_pods() -> None:
+    """The gateway finds replicas through a Gateway API InferencePool: its selector names the
+    pods, its target port the port; only running, ready pods not being deleted serve."""
+    from llmhost.engines.openai_compat import OpenAICompatAdapter
+    from llmhost.engines.replicas import ReplicaSet
+    from llmhost.gateway.discovery import PoolDiscovery
+    from llmhost.gateway.kube_api import api_client
+
+    def pod(name: str, ip: str, ready: bool = True, deleting: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "namespace": "llm"}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": meta,
+            "status": {
+                "phase": "Running",
+                "podIP": ip,
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            },
+        }
+
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == POOL:
+            return _json(
+                {
+                    "apiVersion": "inference.networking.k8s.io/v1",
+                    "kind": "InferencePool",
+                    "metadata": {"name": "engine-gemma", "namespace": "llm"},
+                    "spec": {
+                        "selector": {"matchLabels": {"app.kubernetes.io/instance": "gemma"}},
+                        "targetPorts": [{"number": 8123}],
+                    },
+                }
+            )
+        if request.path == PODS:
+            seen.append(request.query["labelSelector"])
+            items = [
+                pod("a", "10.1.0.1"),
+                pod("b", "10.1.0.2", ready=False),
+                pod("c", "10.1.0.3", deleting=True),
+            ]
+            return _json({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+        return _json({"kind": "Status", "code": 404, "reason": "NotFound"}, 404)
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", handle)
+        async with serving(app) as url:
+            client = api_client("llm", url)
+            replicas = ReplicaSet("gemma", OpenAICompatAdapter())
+            try:
+                await PoolDiscovery(replicas, client, "engine-gemma", 8000).sync()
+            finally:
+                await client.close()
+        assert [(r.id, r.url) for r in replicas.replicas] == [("a", "http://10.1.0.1:8123")]
+        assert seen == ["app.kubernetes.io/instance=gemma"]
+
+    uvloop.run(scenario())

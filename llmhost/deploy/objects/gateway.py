@@ -48,6 +48,8 @@ def gateway_config(
                 "deployment": engine.deployment,
                 "port": engine.launch.port,
                 "scale": scale,
+                # With the Gateway API, replicas come from the model's InferencePool.
+                **({"inference_pool": engine.deployment} if options.gateway_api else {}),
             },
             "replicas": min(high, max(low, 1)),
             "min_replicas": low,
@@ -202,6 +204,12 @@ def rbac(namespace: str) -> list[dict[str, Any]]:
         },
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
         {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch"]},
+        # Replicas from an InferencePool (--gateway-api): read the pool, then its pods.
+        {
+            "apiGroups": ["inference.networking.k8s.io"],
+            "resources": ["inferencepools"],
+            "verbs": ["get", "list", "watch"],
+        },
         # The scaler election (llmhost.gateway.leader): read, create and renew the Lease.
         {
             "apiGroups": ["coordination.k8s.io"],
