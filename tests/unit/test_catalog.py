@@ -86,3 +86,16 @@ def test_unknown_names_suggest_the_closest(catalog: Catalog) -> None:
         catalog.gpu("h100")
     with pytest.raises(Exception, match="q4_k_m"):
         catalog.format("q4km")
+
+
+def test_gpus_per_node(catalog: Catalog) -> None:
+    for row in catalog.node_sizes:
+        assert row.gpu in catalog.gpus, row
+        assert row.source.strip() and _dated(row.as_of), row
+    assert catalog.gpus_per_node("t4", "gcp") == 4
+    assert catalog.gpus_per_node("t4", "aws") == 8
+    assert catalog.gpus_per_node("a100-40gb", "gcp") == 16
+    assert catalog.gpus_per_node("h100-80gb", None) == 8
+    assert catalog.gpus_per_node("a100-40gb", None) == 16  # the largest node offered
+    assert catalog.gpus_per_node("l4", "runpod") == 8  # no row there: the largest node offered
+    assert catalog.gpus_per_node("cpu", None) == 1

@@ -122,6 +122,22 @@ class GpuPrice:
 
 
 @dataclass(frozen=True)
+class NodeSize:
+    """The most GPUs of one type that one provider puts in one machine (one node)."""
+
+    gpu: str
+    provider: str
+    gpus_per_node: int
+    instance: str
+    source: str
+    as_of: str
+
+
+# Node size assumed for a GPU no provider row covers: the common 8-GPU server.
+COMMON_NODE_GPUS = 8
+
+
+@dataclass(frozen=True)
 class HostedApi:
     """A hosted API's list price per 1M tokens; `model` is a catalog id or `any`."""
 
@@ -159,6 +175,7 @@ class Catalog:
     control_plane_hourly: dict[str, ProviderFee]
     storage_gb_month: dict[str, ProviderFee]
     hosted_apis: tuple[HostedApi, ...]
+    node_sizes: tuple[NodeSize, ...] = ()
 
     def model(self, model_id: str) -> ModelSpec:
         """The catalog model `model_id`, or an error naming the closest ids."""
@@ -191,6 +208,22 @@ class Catalog:
     def prices_for(self, gpu_id: str) -> list[GpuPrice]:
         """Every provider's price for one GPU type."""
         return [p for p in self.gpu_prices if p.gpu == gpu_id]
+
+    def gpus_per_node(self, gpu: str, provider: str | None = None) -> int:
+        """How many `gpu`s fit in one node at `provider`: the bound on tensor parallelism.
+
+        Without a provider (or for one with no row for this GPU): the largest node any provider
+        in `nodes.yaml` offers for it, else the common 8-GPU server (1 for the host CPU).
+        """
+        gpu = gpu.lower()
+        rows = [n for n in self.node_sizes if n.gpu == gpu]
+        if provider is not None:
+            mine = [n.gpus_per_node for n in rows if n.provider == provider.lower()]
+            if mine:
+                return max(mine)
+        if rows:
+            return max(n.gpus_per_node for n in rows)
+        return 1 if gpu == "cpu" else COMMON_NODE_GPUS
 
     def hosted_for(self, model_id: str) -> list[HostedApi]:
         """Hosted APIs serving the same model, then the closed reference models."""
@@ -301,6 +334,7 @@ def load_catalog() -> Catalog:
     }
     gpu_prices, control, storage = _prices(_data("prices.yaml"), origin="prices.yaml")
     hosted = _hosted(_data("hosted_apis.yaml"), origin="hosted_apis.yaml")
+    nodes = [_build(NodeSize, "nodes.yaml", **row) for row in _data("nodes.yaml")["gpus_per_node"]]
     return Catalog(
         models=models,
         gpus=gpus,
@@ -311,4 +345,5 @@ def load_catalog() -> Catalog:
         control_plane_hourly=control,
         storage_gb_month=storage,
         hosted_apis=tuple(hosted),
+        node_sizes=tuple(nodes),
     )
