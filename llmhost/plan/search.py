@@ -79,8 +79,8 @@ def kv_dtype_bytes(opt: Option) -> int:
 
 
 def gpu_candidates(opt: Option, weights: int, gpu_count: int | None) -> list[Candidate]:
-    """One candidate per fitting shape, or the widest misfit when none fits."""
-    source, gpu, fmt, engine, catalog, req = opt.parts()
+    """A candidate per single-node shape (fitting or not); pipeline shapes only when none fits."""
+    source, gpu, fmt, engine, catalog, _ = opt.parts()
     limits = batch_limits(engine, gpu)
     kv_bytes = kv_dtype_bytes(opt)
     if kv_bytes == 1 and (gpu.compute_capability or 0) < 8.0:
@@ -98,31 +98,59 @@ def gpu_candidates(opt: Option, weights: int, gpu_count: int | None) -> list[Can
         ]
     cost = model_cost(source.spec, fmt, catalog)
     single, multi = shapes(opt, gpu_count)
-    misfit: tuple[Shape, memory.VllmMemory] | None = None
-    for group in (single, multi):
-        found = []
-        for shape in group:
-            mem = memory.vllm_memory(
-                source.spec,
-                weights,
-                gpu,
-                engine,
-                shape.tp,
-                shape.pp,
-                req.context,
-                kv_bytes,
-                None,
-                limits.max_num_batched_tokens,
-                limits.max_num_seqs,
-            )
-            if mem.fits:
-                found.append(_evaluate(opt, weights, shape, mem, limits, kv_bytes, cost))
-            else:
-                misfit = (shape, mem)
-        if found:
-            return found
-    assert misfit is not None
-    return [_misfit(opt, weights, *misfit)]
+    found: list[Candidate] = []
+    misfits: list[Candidate] = []
+    for shape in single:
+        cand = _try_shape(opt, weights, shape, limits, kv_bytes, cost)
+        (found if cand.fits else misfits).append(cand)
+    if found:
+        return found + misfits
+    for shape in multi:
+        cand = _try_shape(opt, weights, shape, limits, kv_bytes, cost)
+        if cand.fits:
+            found.append(cand)
+        else:
+            misfits = [cand]
+    return found or misfits[-1:]
+
+
+def _try_shape(
+    opt: Option, weights: int, shape: Shape, limits: BatchLimits, kv_bytes: int, cost: ModelCost
+) -> Candidate:
+    """The shape evaluated at the GPU class's batch limits, or at the smaller limits that make
+    one full-context sequence fit (a smaller profiling peak), or its shortfall."""
+    source, gpu, _, engine, _, req = opt.parts()
+    small = BatchLimits(
+        min(limits.max_num_seqs, engine.max_num_seqs),
+        min(limits.max_num_batched_tokens, engine.max_num_batched_tokens),
+    )
+    mem = None
+    for tried in dict.fromkeys((limits, small)):
+        mem = memory.vllm_memory(
+            source.spec,
+            weights,
+            gpu,
+            engine,
+            shape.tp,
+            shape.pp,
+            req.context,
+            kv_bytes,
+            None,
+            tried.max_num_batched_tokens,
+            tried.max_num_seqs,
+        )
+        if mem.fits:
+            cand = _evaluate(opt, weights, shape, mem, tried, kv_bytes, cost)
+            if tried != limits:
+                cand.reasons.insert(
+                    1,
+                    f"only with --max-num-seqs {tried.max_num_seqs} --max-num-batched-tokens "
+                    f"{tried.max_num_batched_tokens} (the defaults' profiling peak leaves no "
+                    f"room for one {req.context}-token sequence)",
+                )
+            return cand
+    assert mem is not None
+    return _misfit(opt, weights, shape, mem)
 
 
 def _breakdown(gpu_bytes: int, mem: memory.VllmMemory) -> MemoryBreakdown:
