@@ -1,5 +1,7 @@
 """Monotonic properties of the memory model, checked by hypothesis over the catalog."""
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,7 +103,7 @@ def test_more_concurrency_never_lowers_per_user_latency(
         concurrency=512,
     )
     for cand in plan.candidates:
-        for a, b in zip(cand.curve, cand.curve[1:], strict=False):
+        for a, b in pairwise(cand.curve):
             assert b.tpot_s >= a.tpot_s * (1 - 1e-9)
             assert b.ttft_s >= a.ttft_s * (1 - 1e-6)
 
@@ -137,7 +139,7 @@ def test_wider_tp_never_lowers_capacity_per_replica(
         key=lambda c: c.shape.tp,
     )
     pcie = CATALOG.gpu(gpu_id).interconnect == "pcie"
-    for a, b in zip(fitting, fitting[1:], strict=False):
+    for a, b in pairwise(fitting):
         if pcie and a.operating_batch == b.operating_batch:
             # Same batch (both at max_num_seqs): on PCIe the all-reduces can cost more than the
             # halved GEMMs save (8B FP8 on L40S with 64-token prompts); the search ranks that.
