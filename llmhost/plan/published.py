@@ -103,3 +103,57 @@ def _batch_latency(case: Case, catalog: Catalog, engine: EngineProfile, kv: str)
     prefill = chunks * step_seconds(cost, fmt, rep, 0, 0, batch * p / chunks, p / 2)
     decode = sum(step_seconds(cost, fmt, rep, batch, p + i, 0, 0) for i in range(1, o))
     return prefill + decode
+
+
+def predict_v1(case: Case, catalog: Catalog | None = None) -> float:
+    """What the previous planner (one whole-model roofline, flat TP speed-up, no batching of
+    prefill into decode) said for the same case: kept to show the two side by side."""
+    from llmhost.plan.speed import Hardware, decode_step_seconds, prefill_tokens_per_second
+
+    catalog = catalog or load_catalog()
+    spec, fmt, gpu = catalog.model(case.model), catalog.format(case.weights), catalog.gpu(case.gpu)
+    hw = Hardware(gpu, catalog.engine("vllm"), case.tp)
+    p, o, c = case.prompt_tokens, case.output_tokens, case.concurrency
+    context = p + o // 2
+    step = decode_step_seconds(spec, fmt, catalog, hw, c, context)
+    prefill = prefill_tokens_per_second(spec, fmt, hw, p)
+    if case.figure == "decode_tokens_per_s_single":
+        return 1 / decode_step_seconds(spec, fmt, catalog, hw, 1, context)
+    if case.figure == "aggregate_tokens_per_s":
+        return c / step
+    if case.figure == "ttft_s":
+        return p / prefill + step
+    return c * p / prefill + (o - 1) * step
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case with the planner's figure (and the previous planner's) against the measurement."""
+
+    case: Case
+    predicted: float
+    previous: float
+
+    @property
+    def ratio(self) -> float:
+        """Predicted / measured."""
+        return self.predicted / self.case.measured
+
+    @property
+    def previous_ratio(self) -> float:
+        """The previous planner's predicted / measured."""
+        return self.previous / self.case.measured
+
+
+def evaluate(catalog: Catalog | None = None, engine: EngineProfile | None = None) -> list[Row]:
+    """Every published case, predicted by this planner and by the previous one."""
+    catalog = catalog or load_catalog()
+    return [
+        Row(case, predict(case, catalog, engine), predict_v1(case, catalog))
+        for case in load_cases()
+    ]
+
+
+def within(ratio: float, tolerance: float) -> bool:
+    """True when a predicted / measured ratio is within `tolerance` either way (0.25 = 25%)."""
+    return 1 - tolerance <= ratio <= 1 + tolerance

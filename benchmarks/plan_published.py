@@ -1,0 +1,77 @@
+"""The planner against published serving measurements, side by side with the previous planner.
+
+Every case in `llmhost/plan/catalog/measurements.yaml` (model, GPU, TP, weights, KV dtype,
+lengths, concurrency, engine and version, source) is planned with exactly that setup; the figure
+the source measured (single-stream decode tokens/s, aggregate tokens/s at the stated
+concurrency, TTFT, or a batch's end-to-end latency) is read off the plan and compared. The
+previous planner's figure (one whole-model roofline per step, a flat 0.88 x TP speed-up, prefill
+outside decode) is computed in the same run for comparison.
+
+Prints a Markdown table (pasted into the README's Plan section), then one line of JSON:
+`cases`, `within_25pct`, `within_2x`, `share_within_25pct`, `worst_ratio` (furthest from 1,
+predicted / measured) and the same shares for the previous planner.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from llmhost.plan.published import Row, evaluate, within  # noqa: E402
+
+UNITS = {
+    "decode_tokens_per_s_single": ("decode, 1 user", "tok/s"),
+    "aggregate_tokens_per_s": ("aggregate", "tok/s"),
+    "ttft_s": ("TTFT", "s"),
+    "batch_latency_s": ("batch latency", "s"),
+}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+
+
+def table(rows: list[Row]) -> str:
+    """The comparison as a Markdown table."""
+    out = [
+        "| case | setup | figure | measured | planner | ratio | previous planner |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        c = r.case
+        name, unit = UNITS[c.figure]
+        setup = (
+            f"{c.model} {c.weights} on {c.tp}x {c.gpu}, {c.prompt_tokens}/{c.output_tokens} "
+            f"tokens, {c.concurrency} concurrent, {c.engine}"
+        )
+        out.append(
+            f"| [{c.id}]({c.source}) | {setup} | {name} ({unit}) | {_fmt(c.measured)} | "
+            f"{_fmt(r.predicted)} | {r.ratio:.2f} | {r.previous_ratio:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    rows = evaluate()
+    print(table(rows))
+    ratios = [r.ratio for r in rows]
+    previous = [r.previous_ratio for r in rows]
+    worst = max(ratios, key=lambda x: max(x, 1 / x))
+    summary = {
+        "cases": len(rows),
+        "within_25pct": sum(within(x, 0.25) for x in ratios),
+        "within_2x": sum(0.5 <= x <= 2 for x in ratios),
+        "share_within_25pct": round(sum(within(x, 0.25) for x in ratios) / len(rows), 3),
+        "worst_ratio": round(worst, 3),
+        "previous_share_within_25pct": round(sum(within(x, 0.25) for x in previous) / len(rows), 3),
+        "previous_within_2x": sum(0.5 <= x <= 2 for x in previous),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
