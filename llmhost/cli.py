@@ -174,6 +174,11 @@ def _calibration_table(rows: list[tuple[str, ...]], profile: EngineProfile,
     console.print(table)
     console.print(f"fitted: bandwidth_efficiency {profile.bandwidth_efficiency:.3f}, "
                   f"compute_efficiency {profile.compute_efficiency:.3f}")  # fmt: skip
+    if measured.busy_concurrency and profile.id == "vllm":
+        console.print(
+            f"fitted: step_overhead_per_seq_us {profile.step_overhead_per_seq_us:.1f} "
+            f"(from the {measured.busy_concurrency}-concurrent level)"
+        )
 
 
 @app.command()
