@@ -176,7 +176,8 @@ def _misfit(opt: Option, weights: int, shape: Shape, mem: memory.VllmMemory) -> 
     ]
     if engine.offload_link_gbs:
         short = mem.shortfall * shape.gpus
-        tps = 1 / (short / (engine.offload_link_gbs * 1e9) + 0.01)
+        # every step would stream the missing weights over PCIe, plus the step's own fixed cost
+        tps = 1 / (short / (engine.offload_link_gbs * 1e9) + engine.step_overhead_ms / 1000)
         reasons.append(
             f"offloading {gib(short)} of weights to host RAM would decode at about "
             f"{tps:.1f} tokens/s per GPU group (PCIe {engine.offload_link_gbs:g} GB/s): "
