@@ -8,8 +8,9 @@ previous planner's figure (one whole-model roofline per step, a flat 0.88 x TP s
 outside decode) is computed in the same run for comparison.
 
 Prints a Markdown table (pasted into the README's Plan section), then one line of JSON:
-`cases`, `within_25pct`, `within_2x`, `share_within_25pct`, `worst_ratio` (furthest from 1,
-predicted / measured) and the same shares for the previous planner.
+`cases` (scored), `not_scored` (shown with the reason, outside the score), `within_25pct`,
+`within_2x`, `share_within_25pct`, `worst_ratio` (furthest from 1, predicted / measured) and
+the same shares for the previous planner.
 """
 
 from __future__ import annotations
@@ -48,21 +49,24 @@ def table(rows: list[Row]) -> str:
             f"{c.model} {c.weights} on {c.tp}x {c.gpu}, {c.prompt_tokens}/{c.output_tokens} "
             f"tokens, {c.concurrency} concurrent, {c.engine}"
         )
+        label = c.id if c.scored else f"{c.id} (not scored: {c.note})"
         out.append(
-            f"| [{c.id}]({c.source}) | {setup} | {name} ({unit}) | {_fmt(c.measured)} | "
+            f"| [{label}]({c.source}) | {setup} | {name} ({unit}) | {_fmt(c.measured)} | "
             f"{_fmt(r.predicted)} | {r.ratio:.2f} | {r.previous_ratio:.2f} |"
         )
     return "\n".join(out)
 
 
 def main() -> None:
-    rows = evaluate()
-    print(table(rows))
+    everything = evaluate()
+    print(table(everything))
+    rows = [r for r in everything if r.case.scored]
     ratios = [r.ratio for r in rows]
     previous = [r.previous_ratio for r in rows]
     worst = max(ratios, key=lambda x: max(x, 1 / x))
     summary = {
         "cases": len(rows),
+        "not_scored": len(everything) - len(rows),
         "within_25pct": sum(within(x, 0.25) for x in ratios),
         "within_2x": sum(0.5 <= x <= 2 for x in ratios),
         "share_within_25pct": round(sum(within(x, 0.25) for x in ratios) / len(rows), 3),

@@ -45,6 +45,7 @@ class Case:
     as_of: str
     model_note: str = ""
     note: str = ""
+    scored: bool = True  # False: shown, but outside the accuracy score (the note says why)
 
 
 @cache
