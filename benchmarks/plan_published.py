@@ -10,7 +10,8 @@ outside decode) is computed in the same run for comparison.
 Prints a Markdown table (pasted into the README's Plan section), then one line of JSON:
 `cases` (scored), `not_scored` (shown with the reason, outside the score), `within_25pct`,
 `within_2x`, `share_within_25pct`, `worst_ratio` (furthest from 1, predicted / measured) and
-the same shares for the previous planner.
+the same shares for the previous planner, then `kv_cases` and `kv_within_5pct` for vLLM's
+start-up KV figures (`kv_measurements.yaml`, printed as a second table).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llmhost.plan.published import Row, evaluate, within  # noqa: E402
+from llmhost.plan.published import Row, evaluate, kv_cases, predict_kv, within  # noqa: E402
 
 UNITS = {
     "decode_tokens_per_s_single": ("decode, 1 user", "tok/s"),
@@ -57,9 +58,36 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def kv_table() -> tuple[str, list[float]]:
+    """vLLM's start-up KV figures against the planner's, and the scored ratios."""
+    out = [
+        "| case | setup | figure | measured | planner | ratio |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    ratios = []
+    for c in kv_cases():
+        predicted = predict_kv(c)
+        ratio = predicted / c.measured
+        if c.scored:
+            ratios.append(ratio)
+        label = c.id if c.scored else f"{c.id} (not scored: {c.note})"
+        setup = (
+            f"{c.model} {c.weights}, KV {c.kv_cache_dtype}, {c.tp}x {c.gpu}, "
+            f"util {c.gpu_memory_utilization}, {c.engine}"
+        )
+        name = "GPU KV cache size (tokens)" if c.figure == "kv_tokens" else "KV pool (GiB)"
+        out.append(
+            f"| {label} | {setup} | {name} | {c.measured:,.2f} | {predicted:,.2f} | {ratio:.3f} |"
+        )
+    return "\n".join(out), ratios
+
+
 def main() -> None:
     everything = evaluate()
     print(table(everything))
+    kv, kv_ratios = kv_table()
+    print()
+    print(kv)
     rows = [r for r in everything if r.case.scored]
     ratios = [r.ratio for r in rows]
     previous = [r.previous_ratio for r in rows]
@@ -73,6 +101,8 @@ def main() -> None:
         "worst_ratio": round(worst, 3),
         "previous_share_within_25pct": round(sum(within(x, 0.25) for x in previous) / len(rows), 3),
         "previous_within_2x": sum(0.5 <= x <= 2 for x in previous),
+        "kv_cases": len(kv_ratios),
+        "kv_within_5pct": sum(within(x, 0.05) for x in kv_ratios),
     }
     print(json.dumps(summary))
 

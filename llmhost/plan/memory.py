@@ -182,11 +182,12 @@ def vllm_activation_peak(
     max_num_batched_tokens: int | None = None,
     max_num_seqs: int | None = None,
 ) -> int:
-    """Peak activation bytes of vLLM's profiling forward pass at max_num_batched_tokens.
+    """Peak activation bytes of vLLM's profiling run at max_num_batched_tokens.
 
-    Per batched token: the gated MLP's two intermediate tensors (TP-sharded), the q/k/v output
-    and two hidden-size residual buffers, in 2-byte elements; plus fp32 logits for up to
-    max_num_seqs sampled sequences.
+    The larger of the forward pass (per batched token: the gated MLP's two intermediate tensors
+    and the q/k/v output, TP-sharded, plus two hidden-size residual buffers, in 2-byte elements)
+    and the sampler's dummy run over min(max_num_seqs, tokens) sequences x vocabulary logits
+    (`sampler_bytes_per_logit`; the logits are gathered, so TP does not shard them).
     """
     inter = model.intermediate_size
     if model.is_moe:
@@ -198,8 +199,9 @@ def vllm_activation_peak(
     per_token = (2 * inter + qkv) / tensor_parallel + 2 * model.hidden_size
     tokens = max_num_batched_tokens or engine.max_num_batched_tokens
     seqs = max_num_seqs or engine.max_num_seqs
-    logits = min(seqs, tokens) * model.vocab_size * 4
-    return int(tokens * per_token * 2 + logits)
+    forward = tokens * per_token * 2
+    sampler = min(seqs, tokens) * model.vocab_size * engine.sampler_bytes_per_logit
+    return int(max(forward, sampler))
 
 
 def vllm_kv_tokens(

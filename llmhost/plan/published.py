@@ -155,6 +155,61 @@ def evaluate(catalog: Catalog | None = None, engine: EngineProfile | None = None
     ]
 
 
+@dataclass(frozen=True)
+class KvCase:
+    """One start-up KV figure vLLM logged, and the setup it was logged with."""
+
+    id: str
+    model: str
+    gpu: str
+    tp: int
+    weights: str
+    kv_cache_dtype: str
+    gpu_memory_utilization: float
+    max_model_len: int
+    engine: str
+    figure: str  # kv_tokens or kv_gib
+    measured: float
+    source: str
+    as_of: str
+    model_note: str = ""
+    note: str = ""
+    scored: bool = True
+
+
+@cache
+def kv_cases() -> tuple[KvCase, ...]:
+    """Every case in the shipped KV measurements file."""
+    text = files("llmhost.plan.catalog").joinpath("kv_measurements.yaml").read_text()
+    rows: list[dict[str, Any]] = yaml.safe_load(text)["cases"]
+    return tuple(KvCase(**row) for row in rows)
+
+
+def predict_kv(case: KvCase, catalog: Catalog | None = None) -> float:
+    """The planner's start-up KV figure for the case: vLLM's token count or its pool in GiB."""
+    from llmhost.plan.catalog import GIB
+    from llmhost.plan.memory import vllm_memory, weights_bytes
+
+    catalog = catalog or load_catalog()
+    spec, fmt, gpu = catalog.model(case.model), catalog.format(case.weights), catalog.gpu(case.gpu)
+    engine = catalog.engine("vllm")
+    limits = batch_limits(engine, gpu)
+    mem = vllm_memory(
+        spec,
+        weights_bytes(spec, fmt, catalog),
+        gpu,
+        engine,
+        case.tp,
+        1,
+        case.max_model_len,
+        1 if case.kv_cache_dtype == "fp8" else 2,
+        case.gpu_memory_utilization,
+        limits.max_num_batched_tokens,
+        limits.max_num_seqs,
+    )
+    return float(mem.kv_tokens) if case.figure == "kv_tokens" else mem.kv_available / GIB
+
+
 def within(ratio: float, tolerance: float) -> bool:
     """True when a predicted / measured ratio is within `tolerance` either way (0.25 = 25%)."""
     return 1 - tolerance <= ratio <= 1 + tolerance

@@ -75,7 +75,21 @@ def test_llama_70b_fp8_compares_tp_and_picks_by_cost() -> None:
     assert by_tp[1].replicas > 5 * rec.replicas
     assert f"TP {rec.shape.tp}" in plan.recommendation_reason
     assert any("TP 1:" in a and "more" in a for a in plan.alternatives)
-    assert any("max-num-seqs 256" in r for r in by_tp[1].reasons)  # fits only with smaller limits
+
+
+def test_smaller_batch_limits_when_the_defaults_leave_no_room() -> None:
+    # 70B FP8 on one H100 with 6K context: the 1024-sequence sampler peak of the H100 defaults
+    # leaves less than one sequence of KV; 256 sequences / 2048 tokens leave room for it
+    plan = plan_for(
+        "llama-3.1-70b", gpus=["h100-80gb"], quantizations=["fp8"], context=6144, tensor_parallel=1
+    )
+    tp1 = plan.candidates[0]
+    assert tp1.fits and tp1.engine_args is not None
+    assert (tp1.engine_args.max_num_seqs <= 256, tp1.engine_args.max_num_batched_tokens) == (
+        True,
+        2048,
+    )
+    assert any("max-num-seqs 256" in r for r in tp1.reasons)
 
 
 def test_curve_concurrency_and_targets() -> None:

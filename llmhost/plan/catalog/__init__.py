@@ -125,6 +125,7 @@ class EngineProfile:
     request_overhead_ms: float = 0.0
     moe_ep_imbalance: float = 1.0
     moe_tp_min_slice: int = 0
+    sampler_bytes_per_logit: float = 4.0
 
 
 @dataclass(frozen=True)
