@@ -180,9 +180,11 @@ def _vllm_fit(
     cost = model_cost(spec, fmt, catalog)
 
     def single(prof: EngineProfile) -> Prediction:
+        """One request at a time under `prof`."""
         return _vllm_predict(spec, fmt, catalog, gpu, prof, p, o, tp)
 
     def busy_step(prof: EngineProfile) -> float:
+        """A step of the busiest level's running batch under `prof`."""
         others = (m.busy_concurrency - 1) * p / o
         rep = Replica(gpu, prof, tp)
         return step_seconds(cost, fmt, rep, m.busy_concurrency, p + o / 2, others, p / 2)

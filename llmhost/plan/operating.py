@@ -108,6 +108,7 @@ def choose(
     """
 
     def meets(pt: CurvePoint) -> bool:
+        """Whether a point meets the per-user speed and TTFT targets."""
         fast = pt.per_user_tokens_per_s >= min_user_tokens_per_s
         return fast and (ttft_s is None or pt.ttft_s <= ttft_s)
 

@@ -211,6 +211,7 @@ def _evaluate(
     rep = Replica(gpu, engine, shape.tp, shape.pp, shape.ep, kv_bytes)
 
     def step(decode: float, context: float, prefill: float, span: float) -> float:
+        """One engine step of this replica (see `llmhost.plan.step`)."""
         return step_seconds(cost, fmt, rep, decode, context, prefill, span)
 
     traffic = Traffic(req.prompt_tokens, req.output_tokens)
