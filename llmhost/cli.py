@@ -85,6 +85,18 @@ def plan(
     gpu_count: Annotated[
         int | None, typer.Option(help="Use exactly this many GPUs per replica.")
     ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Evaluate this many concurrent users (default: the most that meet the targets)."
+        ),
+    ] = None,
+    kv_cache_dtype: Annotated[
+        str, typer.Option(help="KV cache element type: auto (16-bit) or fp8.")
+    ] = "auto",
+    tp: Annotated[
+        int | None, typer.Option("--tp", help="Fix the tensor-parallel degree (1, 2, 4, 8).")
+    ] = None,
     measure_host: Annotated[
         bool, typer.Option(help="Measure this host's bandwidth and FLOP/s for --gpu cpu.")
     ] = False,
@@ -130,6 +142,9 @@ def plan(
             gpu_count=gpu_count,
             measure_host=measure_host,
             engine_profile=profile,
+            concurrency=concurrency,
+            kv_cache_dtype=kv_cache_dtype,
+            tensor_parallel=tp,
         )
     except LlmhostError as exc:
         raise fail(exc) from None
@@ -159,6 +174,11 @@ def _calibration_table(rows: list[tuple[str, ...]], profile: EngineProfile,
     console.print(table)
     console.print(f"fitted: bandwidth_efficiency {profile.bandwidth_efficiency:.3f}, "
                   f"compute_efficiency {profile.compute_efficiency:.3f}")  # fmt: skip
+    if measured.busy_concurrency and profile.id == "vllm":
+        console.print(
+            f"fitted: step_overhead_per_seq_us {profile.step_overhead_per_seq_us:.1f} "
+            f"(from the {measured.busy_concurrency}-concurrent level)"
+        )
 
 
 @app.command()

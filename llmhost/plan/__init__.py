@@ -38,6 +38,9 @@ def plan_for(
     gpu_count: int | None = None,
     measure_host: bool = False,
     engine_profile: EngineProfile | None = None,
+    concurrency: int | None = None,
+    kv_cache_dtype: str = "auto",
+    tensor_parallel: int | None = None,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
@@ -51,6 +54,12 @@ def plan_for(
     for name, value in (("prompt-tokens", prompt_tokens), ("output-tokens", output_tokens)):
         if value < 1:
             raise UsageError(f"--{name} must be at least 1")
+    if concurrency is not None and concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if kv_cache_dtype not in ("auto", "fp8"):
+        raise UsageError(f"--kv-cache-dtype {kv_cache_dtype}: use auto or fp8")
+    if tensor_parallel is not None and tensor_parallel not in (1, 2, 4, 8):
+        raise UsageError(f"--tp {tensor_parallel}: use 1, 2, 4 or 8")
     if not 0 < utilization <= 1:
         raise UsageError("--utilization must be in (0, 1]")
     if provider and provider not in {p.provider for p in catalog.gpu_prices}:
@@ -82,5 +91,8 @@ def plan_for(
         provider=provider,
         gpus=[g.id for g in chosen],
         quantizations=list(quantizations or []),
+        concurrency=concurrency,
+        kv_cache_dtype=kv_cache_dtype,
+        tensor_parallel=tensor_parallel,
     )
     return build_plan(source, req, catalog, chosen, gpu_count)

@@ -175,12 +175,19 @@ class VllmMemory:
         return max(0, self.per_sequence_kv - self.kv_available)
 
 
-def vllm_activation_peak(model: ModelSpec, engine: EngineProfile, tensor_parallel: int) -> int:
-    """Peak activation bytes of vLLM's profiling forward pass at max_num_batched_tokens.
+def vllm_activation_peak(
+    model: ModelSpec,
+    engine: EngineProfile,
+    tensor_parallel: int,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+) -> int:
+    """Peak activation bytes of vLLM's profiling run at max_num_batched_tokens.
 
-    Per batched token: the gated MLP's two intermediate tensors (TP-sharded), the q/k/v output
-    and two hidden-size residual buffers, in 2-byte elements; plus fp32 logits for up to
-    max_num_seqs sampled sequences.
+    The larger of the forward pass (per batched token: the gated MLP's two intermediate tensors
+    and the q/k/v output, TP-sharded, plus two hidden-size residual buffers, in 2-byte elements)
+    and the sampler's dummy run over min(max_num_seqs, tokens) sequences x vocabulary logits
+    (`sampler_bytes_per_logit`; the logits are gathered, so TP does not shard them).
     """
     inter = model.intermediate_size
     if model.is_moe:
@@ -190,9 +197,11 @@ def vllm_activation_peak(model: ModelSpec, engine: EngineProfile, tensor_paralle
         )
     qkv = (model.attention_heads + 2 * model.kv_heads) * model.head_dim
     per_token = (2 * inter + qkv) / tensor_parallel + 2 * model.hidden_size
-    tokens = engine.max_num_batched_tokens
-    logits = min(engine.max_num_seqs, tokens) * model.vocab_size * 4
-    return int(tokens * per_token * 2 + logits)
+    tokens = max_num_batched_tokens or engine.max_num_batched_tokens
+    seqs = max_num_seqs or engine.max_num_seqs
+    forward = tokens * per_token * 2
+    sampler = min(seqs, tokens) * model.vocab_size * engine.sampler_bytes_per_logit
+    return int(max(forward, sampler))
 
 
 def vllm_kv_tokens(
@@ -224,19 +233,25 @@ def vllm_memory(
     context: int,
     kv_dtype_bytes: int | None = None,
     gpu_memory_utilization: float | None = None,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
 ) -> VllmMemory:
-    """Per-GPU memory of a vLLM replica sharded over tensor_parallel x pipeline_parallel GPUs."""
+    """Per-GPU memory of a vLLM replica sharded over tensor_parallel x pipeline_parallel GPUs.
+
+    Batch limits default to the engine profile's; pass the GPU class's (`batching.batch_limits`).
+    """
     kv_bytes = kv_dtype_bytes or engine.kv_dtype_bytes
     util = gpu_memory_utilization or engine.gpu_memory_utilization
     gpus = tensor_parallel * pipeline_parallel
     budget = int(gpu.memory_bytes * util)
     weights = math.ceil(weights_total / gpus)
-    activation = vllm_activation_peak(model, engine, tensor_parallel)
+    batched = max_num_batched_tokens or engine.max_num_batched_tokens
+    activation = vllm_activation_peak(model, engine, tensor_parallel, batched, max_num_seqs)
     non_torch = int((engine.non_torch_mib + (engine.nccl_mib if gpus > 1 else 0)) * MIB)
     graphs = int(engine.cuda_graph_mib * MIB)
     kv_available = budget - weights - activation - non_torch - graphs
     layout = vllm_kv_layout(model)
-    slack = engine.max_num_batched_tokens - 1
+    slack = batched - 1
     per_seq_real = kv_bytes_per_sequence(model, context, kv_bytes, window_slack=slack)
     # Charge padding layers in proportion, and shard by TP (heads) and PP (layers).
     pad = layout.padded_layers / model.layers

@@ -1,48 +1,34 @@
 """From requirements to a `Plan`: every candidate configuration, and the cheapest that works.
 
-For each GPU type and weight format the engine can run there, the planner finds the smallest
-tensor-parallel degree (1, 2, 4, 8 within a node) and then pipeline stages across nodes that fit
-one sequence of the requested context, estimates its speed and cost, sizes the replica count for
-the traffic, and checks the latency targets. The recommendation is the cheapest candidate that
-fits and meets every target; the runners-up say why they lost.
+For each GPU type and weight format the engine can run there, `search` evaluates every shape
+(TP within a node, PP across nodes, EP for MoE) that fits one full-context sequence: paged-KV
+concurrency, the curve, the operating point, replicas and cost. llama.cpp on the host CPU keeps
+its measured whole-model roofline (`speed`). The recommendation is the cheapest candidate that
+fits and meets every target; its neighbouring shapes and the runners-up say why they lost.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from llmhost.errors import UsageError
-from llmhost.plan import cost, memory
-from llmhost.plan.architecture import ModelSpec
-from llmhost.plan.catalog import GIB, Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan import memory
+from llmhost.plan.candidate import SIZING_HEADROOM, Option, empty, gib, price, required_rps
+from llmhost.plan.catalog import Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan.search import gpu_candidates, shape_label
 from llmhost.plan.sources import ModelSource
-from llmhost.plan.speed import Hardware, decode_step_seconds, estimate_speed
-from llmhost.plan.types import Candidate, MemoryBreakdown, Plan, Requirements, Shape
+from llmhost.plan.speed import Hardware, estimate_speed
+from llmhost.plan.types import (
+    Candidate,
+    CurvePoint,
+    EngineArgs,
+    MemoryBreakdown,
+    Plan,
+    Requirements,
+    Shape,
+)
 
-TENSOR_PARALLEL = (1, 2, 4, 8)
-MAX_NODES = 4
-# Replicas are sized so that peak traffic keeps each one at most this busy.
-SIZING_HEADROOM = 0.8
 CPU_FORMATS = ("q4_k_m", "q5_k_m", "q8_0", "bf16")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One GPU type and weight format to evaluate for a model and its requirements."""
-
-    source: ModelSource
-    gpu: Gpu
-    fmt: WeightFormat
-    engine: EngineProfile
-    catalog: Catalog
-    req: Requirements
-
-    def parts(
-        self,
-    ) -> tuple[ModelSource, Gpu, WeightFormat, EngineProfile, Catalog, Requirements]:
-        """The fields in declaration order, for unpacking."""
-        return self.source, self.gpu, self.fmt, self.engine, self.catalog, self.req
 
 
 ASSUMPTIONS = [
@@ -50,15 +36,15 @@ ASSUMPTIONS = [
     "peak_to_mean x mean; replicas sized to run at most 80% busy at peak.",
     "vLLM memory: gpu_memory_utilization x device memory, less weights, the activation peak at "
     "max_num_batched_tokens, non-torch memory (CUDA context, NCCL) and the CUDA-graph pool.",
-    "Speed: roofline per decode step with the engine profile's bandwidth and compute "
-    "efficiencies (engines.yaml); prefill is compute-bound.",
+    "vLLM KV cache: paged; concurrency = KV budget / the tokens a request holds on average "
+    "(prompt + output / 2), within the GPU class's max_num_seqs; one full-context sequence must "
+    "fit.",
+    "vLLM speed: per-layer step model (GEMMs with M-dependent efficiency, attention over held "
+    "KV, prefill chunks inside decode steps, all-reduce per link type, pipeline hops, per-step "
+    "and per-request CPU costs); llama.cpp: whole-model roofline per step.",
     "Cost: cheapest listed provider for each GPU (prices.yaml, dated); 730 hours a month; "
     "control plane and weights volume included.",
 ]
-
-
-def _gib(n: float) -> str:
-    return f"{n / GIB:.1f} GiB"
 
 
 def _formats_for(gpu: Gpu, catalog: Catalog, req: Requirements) -> list[WeightFormat]:
@@ -89,106 +75,7 @@ def _unsupported(gpu: Gpu, fmt: WeightFormat, weights: int) -> Candidate:
         why += f" ({gpu.id} has no BF16; use fp16)"
     elif fmt.id == "fp8" and not gpu.is_cpu:
         why += f" (compute capability {gpu.compute_capability})"
-    return _empty(gpu, fmt, "none", weights, [why])
-
-
-def _empty(gpu: Gpu, fmt: WeightFormat, engine: str, weights: int, reasons: list[str]) -> Candidate:
-    return Candidate(
-        gpu=gpu.id,
-        gpu_count=0,
-        quantization=fmt.id,
-        engine=engine,
-        fits=False,
-        weights_bytes=weights,
-        max_kv_tokens=0,
-        max_concurrent_sequences=0,
-        decode_tokens_per_s_single=0.0,
-        decode_tokens_per_s_aggregate=0.0,
-        hourly_cost_usd=None,
-        monthly_cost_usd=None,
-        cost_per_million_output_tokens_usd=None,
-        reasons=reasons,
-        meets_targets=False,
-    )
-
-
-def _vllm_fit(
-    spec: ModelSpec,
-    weights: int,
-    gpu: Gpu,
-    engine: EngineProfile,
-    req: Requirements,
-    gpu_count: int | None,
-) -> tuple[int, int, memory.VllmMemory]:
-    """Smallest (tp, pp) that fits, or the largest tried with its shortfall."""
-    shapes = [(tp, 1) for tp in TENSOR_PARALLEL if spec.attention_heads % tp == 0]
-    shapes += [(8, pp) for pp in range(2, MAX_NODES + 1) if spec.layers >= pp]
-    if gpu_count:
-        shapes = [(tp, pp) for tp, pp in shapes if tp * pp == gpu_count]
-        if not shapes:
-            raise UsageError(f"--gpu-count {gpu_count}: use 1, 2, 4, 8 or a multiple of 8")
-    last = None
-    for tp, pp in shapes:
-        mem = memory.vllm_memory(spec, weights, gpu, engine, tp, pp, req.context)
-        if mem.fits:
-            return tp, pp, mem
-        last = (tp, pp, mem)
-    assert last is not None
-    return last
-
-
-def _offload_note(weights_short: int, engine: EngineProfile, step_s: float) -> str:
-    tps = 1 / (weights_short / (engine.offload_link_gbs * 1e9) + step_s)
-    return (
-        f"offloading {_gib(weights_short)} of weights to host RAM would decode at about "
-        f"{tps:.1f} tokens/s per GPU group (PCIe {engine.offload_link_gbs:g} GB/s): "
-        "infeasible for serving"
-    )
-
-
-def _gpu_candidate(opt: Option, gpu_count: int | None) -> Candidate:
-    source, gpu, fmt, engine, catalog, req = opt.parts()
-    spec = source.spec
-    weights = _weights(source, fmt, catalog)
-    tp, pp, mem = _vllm_fit(spec, weights, gpu, engine, req, gpu_count)
-    gpus = tp * pp
-    breakdown = MemoryBreakdown(
-        device_bytes=gpu.memory_bytes,
-        budget_bytes=mem.budget,
-        weights_bytes=mem.weights,
-        kv_cache_bytes=max(mem.kv_available, 0),
-        overhead_bytes=mem.activation_peak + mem.non_torch + mem.cuda_graphs,
-        per_sequence_kv_bytes=mem.per_sequence_kv,
-        shortfall_bytes=mem.shortfall,
-    )
-    hw = Hardware(gpu, engine, tp, pp)
-    if not mem.fits:
-        step = decode_step_seconds(spec, fmt, catalog, hw, 1, req.context)
-        reasons = [
-            f"does not fit on {gpus}x {gpu.id}: short by {_gib(mem.shortfall)} per GPU "
-            f"(weights {_gib(mem.weights)} + overhead {_gib(breakdown.overhead_bytes)} + one "
-            f"{req.context}-token sequence {_gib(mem.per_sequence_kv)} > budget "
-            f"{_gib(mem.budget)})",
-        ]
-        if engine.offload_link_gbs:
-            reasons.append(_offload_note(mem.shortfall * gpus, engine, step))
-        cand = _empty(gpu, fmt, engine.id, weights, reasons)
-        cand.gpu_count, cand.gpus_per_replica = gpus, gpus
-        cand.tensor_parallel, cand.pipeline_parallel, cand.memory = tp, pp, breakdown
-        return cand
-    return _finish(
-        opt,
-        hw,
-        weights,
-        breakdown,
-        kv_tokens=mem.kv_tokens,
-        concurrent=mem.max_concurrent_sequences,
-        reasons=[
-            f"fits on {gpus}x {gpu.id} (TP {tp}"
-            + (f", PP {pp} nodes" if pp > 1 else "")
-            + f"): {_gib(mem.kv_available)} per GPU left for KV cache",
-        ],
-    )
+    return empty(gpu, fmt, "none", weights, [why])
 
 
 def _cpu_candidate(opt: Option) -> Candidate:
@@ -211,10 +98,10 @@ def _cpu_candidate(opt: Option) -> Candidate:
     )
     if slots < 1:
         reason = (
-            f"does not fit in this host's memory: needs {_gib(one.total)}, "
-            f"{_gib(budget)} usable (short by {_gib(one.total - budget)})"
+            f"does not fit in this host's memory: needs {gib(one.total)}, "
+            f"{gib(budget)} usable (short by {gib(one.total - budget)})"
         )
-        cand = _empty(gpu, fmt, engine.id, weights, [reason])
+        cand = empty(gpu, fmt, engine.id, weights, [reason])
         cand.gpu_count, cand.memory = 1, breakdown
         return cand
     return _finish(
@@ -226,15 +113,6 @@ def _cpu_candidate(opt: Option) -> Candidate:
         concurrent=int(slots),
         reasons=[f"fits in host RAM: {int(slots)} slots of {req.context} tokens"],
     )
-
-
-def _required_rps(req: Requirements) -> float:
-    if req.requests_per_s is not None:
-        return req.requests_per_s
-    if req.tokens_per_day:
-        per_request = req.prompt_tokens + req.output_tokens
-        return req.tokens_per_day / per_request / 86400 * req.peak_to_mean
-    return 0.0
 
 
 def _finish(
@@ -264,7 +142,7 @@ def _finish(
         + req.prompt_tokens / speed.prefill_tokens_per_s
     )
     capacity = 1 / seconds_per_request
-    replicas = max(1, math.ceil(_required_rps(req) / (capacity * SIZING_HEADROOM)))
+    replicas = max(1, math.ceil(required_rps(req) / (capacity * SIZING_HEADROOM)))
     per_replica = hw.tensor_parallel * hw.pipeline_parallel
     meets = True
     if req.ttft_s is not None and speed.ttft_s > req.ttft_s:
@@ -305,39 +183,28 @@ def _finish(
         load_time_s=round(engine.startup_s + weights / (engine.load_gbps * 1e9), 1),
         meets_targets=meets,
         shape=Shape(tp=hw.tensor_parallel, pp=hw.pipeline_parallel),
+        engine_args=EngineArgs(
+            max_num_seqs=max(1, min(concurrent, engine.max_num_seqs)),
+            max_num_batched_tokens=engine.n_batch,
+            max_model_len=req.context,
+            gpu_memory_utilization=engine.gpu_memory_utilization,
+        ),
+        curve=[
+            CurvePoint(
+                concurrency=b,
+                running=b,
+                per_user_tokens_per_s=round(tps / b, 3),
+                ttft_s=round(speed.ttft_s, 4),
+                aggregate_tokens_per_s=round(tps, 2),
+                tpot_s=round(b / tps, 6),
+            )
+            for b, tps in speed.curve
+        ],
     )
     if replicas > 1:
-        reasons.append(f"{replicas} replicas for {_required_rps(req):.2f} req/s at peak")
-    _price(cand, catalog, req, spec)
+        reasons.append(f"{replicas} replicas for {required_rps(req):.2f} req/s at peak")
+    price(cand, catalog, req, spec)
     return cand
-
-
-def _price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec) -> None:
-    choice = cost.choose_price(catalog, cand.gpu, req.spot, req.provider)
-    if choice is None:
-        where = f" from {req.provider}" if req.provider else ""
-        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog")
-        return
-    if req.spot and not choice.spot:
-        cand.reasons.append(f"no spot price listed for {cand.gpu}; costed on-demand")
-    costs = cost.deployment_cost(
-        catalog, choice, cand.gpu_count, cand.weights_bytes, req.active_hours
-    )
-    cand.provider, cand.spot = choice.provider, choice.spot
-    cand.price_per_gpu_hour_usd = choice.per_gpu_hour
-    cand.hourly_cost_usd = round(costs.hourly, 4)
-    cand.monthly_cost_usd = round(costs.monthly, 2)
-    cand.monthly_cost_24x7_usd = round(costs.monthly_24x7, 2)
-    cand.control_plane_monthly_usd = round(costs.control_plane_monthly, 2)
-    cand.storage_monthly_usd = round(costs.storage_monthly, 2)
-    per_m = cost.cost_per_million_output_tokens(
-        costs.hourly / cand.replicas, cand.decode_tokens_per_s_aggregate, req.utilization
-    )
-    cand.cost_per_million_output_tokens_usd = round(per_m, 4) if per_m is not None else None
-    input_share = req.prompt_tokens / (req.prompt_tokens + req.output_tokens)
-    cand.hosted = cost.compare_hosted(
-        catalog, spec.id, costs.monthly, input_share, req.tokens_per_day
-    )
 
 
 def _rank_key(c: Candidate) -> tuple[float, float, float]:
@@ -349,8 +216,15 @@ def _rank_key(c: Candidate) -> tuple[float, float, float]:
     )
 
 
+def _label(c: Candidate) -> str:
+    if c.engine == "vllm":
+        reps = f"{c.replicas} x " if c.replicas > 1 else ""
+        return f"{reps}{c.gpus_per_replica}x {c.gpu} {c.quantization} {shape_label(c.shape)}"
+    return f"{c.gpu_count}x {c.gpu} {c.quantization}"
+
+
 def _why_lost(c: Candidate, best: Candidate) -> str:
-    label = f"{c.gpu_count}x {c.gpu} {c.quantization}"
+    label = _label(c)
     if not c.fits or not c.meets_targets or c.monthly_cost_usd is None:
         return f"{label}: {c.reasons[-1]}"
     extra = c.monthly_cost_usd - (best.monthly_cost_usd or 0)
@@ -389,7 +263,7 @@ def build_plan(
                 candidates.append(_cpu_candidate(Option(source, gpu, fmt, engine, catalog, req)))
             else:
                 opt = Option(source, gpu, fmt, engine, catalog, req)
-                candidates.append(_gpu_candidate(opt, gpu_count))
+                candidates += gpu_candidates(opt, _weights(source, fmt, catalog), gpu_count)
     if not candidates:
         raise UsageError(f"no weight format is at least as precise as {req.min_precision}")
     viable = sorted(
@@ -403,7 +277,20 @@ def build_plan(
             f"{best.gpu} with {best.quantization} on {best.engine} at "
             f"${best.monthly_cost_usd:,.0f}/month"
         )
-        others = viable[1:4] + [c for c in candidates if c not in viable][:3]
+        neighbours = [
+            c
+            for c in candidates
+            if c is not best
+            and c.fits
+            and c.engine == best.engine
+            and c.gpu == best.gpu
+            and c.quantization == best.quantization
+        ]
+        if best.engine == "vllm":
+            reason += f" ({best.replicas} x {shape_label(best.shape)}"
+            reason += f", batch {best.operating_batch} per replica)"
+        rest = [c for c in viable[1:] if c not in neighbours][:3]
+        others = neighbours + rest + [c for c in candidates if c not in viable][:3]
         alternatives = [_why_lost(c, best) for c in others]
     else:
         fitting = [c for c in candidates if c.fits]
@@ -414,7 +301,7 @@ def build_plan(
                 sorted({c.reasons[-1] for c in fitting})[:3]
             )
         alternatives = []
-    kv_dtype = catalog.engines["vllm"].kv_dtype_bytes
+    kv_dtype = 1 if req.kv_cache_dtype == "fp8" else catalog.engines["vllm"].kv_dtype_bytes
     default_fmt = catalog.formats[best.quantization] if best else catalog.formats["bf16"]
     return Plan(
         model=spec.id,

@@ -13,9 +13,18 @@ def _money(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"${value:,.{digits}f}"
 
 
+def _shape(c: Candidate) -> str:
+    if c.engine != "vllm":
+        return "-"
+    label = f"TP{c.shape.tp}" + (f" PP{c.shape.pp}" if c.shape.pp > 1 else "")
+    label += f" EP{c.shape.ep}" if c.shape.ep > 1 else ""
+    return label + (f" x{c.replicas}" if c.replicas > 1 else "")
+
+
 def _row(c: Candidate) -> list[str]:
     return [
         f"{c.gpu_count}x {c.gpu}" if c.gpu_count else c.gpu,
+        _shape(c),
         c.quantization,
         c.engine,
         "yes" if c.fits else "no",
@@ -23,16 +32,46 @@ def _row(c: Candidate) -> list[str]:
         f"{c.max_kv_tokens:,}",
         f"{c.max_concurrent_sequences:,}",
         f"{c.decode_tokens_per_s_single:,.1f}",
+        f"{c.operating_batch:,}" if c.fits else "-",
         f"{c.decode_tokens_per_s_aggregate:,.0f}",
+        f"{c.ttft_s:.2f}" if c.fits else "-",
         _money(c.monthly_cost_usd),
         _money(c.cost_per_million_output_tokens_usd, 3),
     ]
 
 
 HEADERS = [
-    "GPUs", "format", "engine", "fits", "weights GiB", "KV tokens", "max seqs",
-    "tok/s (1 user)", "tok/s (all)", "$/month", "$/1M out",
-]  # fmt: skip
+    "GPUs",
+    "shape",
+    "format",
+    "engine",
+    "fits",
+    "weights GiB",
+    "KV tokens",
+    "max seqs",
+    "tok/s (1 user)",
+    "batch",
+    "tok/s (all)",
+    "TTFT s",
+    "$/month",
+    "$/1M out",
+]
+
+
+def _shown(plan: Plan) -> list[Candidate]:
+    """The cheapest shape of each GPU and format, plus every shape of the recommended one."""
+    rec = plan.recommendation
+    best: dict[tuple[str, str], Candidate] = {}
+    for c in sorted(plan.candidates, key=lambda c: (not c.fits, c.monthly_cost_usd or 1e18)):
+        best.setdefault((c.gpu, c.quantization), c)
+    shown = list(best.values())
+    if rec is not None:
+        shown += [
+            c
+            for c in plan.candidates
+            if c.gpu == rec.gpu and c.quantization == rec.quantization and c not in shown
+        ]
+    return sorted(shown, key=lambda c: (not c.fits, c.monthly_cost_usd or float("inf")))
 
 
 def print_plan(plan: Plan, console: Console) -> None:
@@ -44,15 +83,31 @@ def print_plan(plan: Plan, console: Console) -> None:
         f"{plan.kv_bytes_per_sequence / GIB:.2f} GiB per {req.context}-token sequence"
     )
     table = Table(*HEADERS, show_lines=False)
-    shown = sorted(plan.candidates, key=lambda c: (not c.fits, c.monthly_cost_usd or float("inf")))
-    for c in shown:
+    for c in _shown(plan):
         style = "bold green" if c is plan.recommendation or c == plan.recommendation else None
         table.add_row(*_row(c), style=style if c.fits else "dim")
     console.print(table)
     if plan.recommendation:
+        rec = plan.recommendation
         console.print(f"[bold green]Recommendation[/]: {plan.recommendation_reason}")
-        for line in plan.recommendation.reasons:
+        for line in rec.reasons:
             console.print(f"  - {line}")
+        if rec.engine_args:
+            args = rec.engine_args
+            console.print(
+                f"  engine: --max-num-seqs {args.max_num_seqs} --max-num-batched-tokens "
+                f"{args.max_num_batched_tokens} --max-model-len {args.max_model_len} "
+                f"--kv-cache-dtype {args.kv_cache_dtype} -tp {args.tensor_parallel_size} "
+                f"-pp {args.pipeline_parallel_size}"
+                + (" --enable-expert-parallel" if args.enable_expert_parallel else "")
+            )
+        if rec.curve:
+            points = ", ".join(
+                f"{p.concurrency}: {p.per_user_tokens_per_s:,.0f}/{p.aggregate_tokens_per_s:,.0f}"
+                f" tok/s, TTFT {p.ttft_s:.2f} s"
+                for p in rec.curve
+            )
+            console.print(f"  curve (users: per-user/aggregate): {points}")
     else:
         console.print(f"[bold red]No recommendation[/]: {plan.recommendation_reason}")
     for line in plan.alternatives:
@@ -108,6 +163,7 @@ def plan_markdown(plan: Plan) -> str:
                 f"{rec.max_concurrent_sequences:,} sequences at full context)"
             )
         out += [
+            f"- Shape: {_shape(rec)}; engine arguments: {rec.engine_args}",
             f"- Speed: {rec.decode_tokens_per_s_single:,.1f} tokens/s for one user, "
             f"{rec.decode_tokens_per_s_aggregate:,.0f} tokens/s aggregate at batch "
             f"{rec.operating_batch}; TTFT {rec.ttft_s:.2f} s for a {req.prompt_tokens}-token "
@@ -145,6 +201,19 @@ def plan_markdown(plan: Plan) -> str:
         out.append(f"No configuration works: {plan.recommendation_reason}.")
     out += ["", "## Alternatives", ""]
     out += [f"- {line}" for line in plan.alternatives] or ["- none"]
+    if rec and rec.curve:
+        out += [
+            "",
+            "## Curve (one replica)",
+            "",
+            "| users | running | per-user tok/s | aggregate tok/s | TTFT s |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {p.concurrency} | {p.running} | {p.per_user_tokens_per_s:,.1f} | "
+            f"{p.aggregate_tokens_per_s:,.0f} | {p.ttft_s:.3f} |"
+            for p in rec.curve
+        ]
     out += ["", "## All candidates", "", "| " + " | ".join(HEADERS) + " |"]
     out.append("|" + "---|" * len(HEADERS))
     out += ["| " + " | ".join(_row(c)) + " |" for c in plan.candidates]

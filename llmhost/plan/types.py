@@ -38,6 +38,9 @@ class Requirements:
     provider: str | None = None
     gpus: list[str] = field(default_factory=list)
     quantizations: list[str] = field(default_factory=list)
+    concurrency: int | None = None  # evaluate this many concurrent users instead of searching
+    kv_cache_dtype: str = "auto"  # auto (the weights' 16-bit type) or fp8
+    tensor_parallel: int | None = None  # fix the TP degree instead of searching it
 
 
 @dataclass
@@ -80,6 +83,18 @@ class Shape:
     def gpus(self) -> int:
         """GPUs one replica needs (EP reuses the TP x PP GPUs, it adds none)."""
         return self.tp * self.pp
+
+
+@dataclass
+class CurvePoint:
+    """What one replica does with `concurrency` users in a closed loop."""
+
+    concurrency: int
+    running: int  # sequences decoding at once (the rest wait in the queue)
+    per_user_tokens_per_s: float
+    ttft_s: float
+    aggregate_tokens_per_s: float
+    tpot_s: float = 0.0
 
 
 @dataclass
@@ -141,6 +156,7 @@ class Candidate:
     hosted: list[HostedComparison] = field(default_factory=list)
     shape: Shape = field(default_factory=Shape)
     engine_args: EngineArgs | None = None
+    curve: list[CurvePoint] = field(default_factory=list)
 
 
 @dataclass
@@ -210,5 +226,6 @@ def _candidate(data: dict[str, Any]) -> Candidate:
             "hosted": [HostedComparison(**h) for h in data.get("hosted", [])],
             "shape": Shape(**data.get("shape", {})),
             "engine_args": EngineArgs(**args) if args else None,
+            "curve": [CurvePoint(**p) for p in data.get("curve", [])],
         }
     )

@@ -18,17 +18,36 @@ from llmhost.plan.host import cpu_gpu
 from llmhost.plan.sources import resolve_model
 
 
-def results(tpot: float = 0.02, ttft: float = 0.5, prompt: int = 200, output: int = 50,
-            **meta: str) -> dict[str, Any]:  # fmt: skip
+def results(
+    tpot: float = 0.02, ttft: float = 0.5, prompt: int = 200, output: int = 50, **meta: str
+) -> dict[str, Any]:
     """A results document as `llmhost bench --out` writes it, one-at-a-time level only."""
-    requests = [{"error": None, "tpot": tpot, "ttft": ttft, "prompt_tokens": prompt,
-                 "output_tokens": output} for _ in range(3)]  # fmt: skip
+    requests = [
+        {
+            "error": None,
+            "tpot": tpot,
+            "ttft": ttft,
+            "prompt_tokens": prompt,
+            "output_tokens": output,
+        }
+        for _ in range(3)
+    ]
     return {
-        "meta": {"catalog_model": "gemma-3-270m", "gpu": "cpu", "engine": "llamacpp",
-                 "quantization": "q4_k_m", **meta},
-        "levels": [{"concurrency": 1, "requests": requests,
-                    "summary": {"tpot_s": {"median": tpot}, "ttft_s": {"median": ttft}}}],
-    }  # fmt: skip
+        "meta": {
+            "catalog_model": "gemma-3-270m",
+            "gpu": "cpu",
+            "engine": "llamacpp",
+            "quantization": "q4_k_m",
+            **meta,
+        },
+        "levels": [
+            {
+                "concurrency": 1,
+                "requests": requests,
+                "summary": {"tpot_s": {"median": tpot}, "ttft_s": {"median": ttft}},
+            }
+        ],
+    }
 
 
 def test_fitted_factors_reproduce_the_measurement() -> None:
@@ -57,9 +76,21 @@ def test_a_benchmark_that_does_not_say_what_it_ran_on_is_refused() -> None:
 def test_plan_calibrate_prints_prediction_against_measurement(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results()))
-    done = subprocess.run([sys.executable, "-m", "llmhost", "plan", "gemma-3-270m",
-                           "--calibrate", str(path), "--json"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "plan",
+            "gemma-3-270m",
+            "--calibrate",
+            str(path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "decode, one stream" in done.stderr and "fitted: bandwidth_efficiency" in done.stderr
     plan = json.loads(done.stdout)
@@ -70,6 +101,49 @@ def test_plan_calibrate_prints_prediction_against_measurement(tmp_path: Path) ->
     bad.write_text("{")
     done = subprocess.run(
         [sys.executable, "-m", "llmhost", "plan", "gemma-3-270m", "--calibrate", str(bad)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "is not JSON written by `llmhost bench --out`" in done.stderr
+
+
+def vllm_results(tpot: float, ttft: float, busy_tpot: float) -> dict[str, Any]:
+    """A vLLM benchmark on an L4 with a one-at-a-time level and a 16-concurrent level."""
+    data = results(
+        tpot=tpot,
+        ttft=ttft,
+        prompt=1000,
+        output=200,
+        catalog_model="llama-3.1-8b",
+        gpu="l4",
+        engine="vllm",
+        quantization="fp8",
+    )
+    data["levels"].append(
+        {
+            "concurrency": 16,
+            "requests": [],
+            "summary": {"tpot_s": {"median": busy_tpot}, "ttft_s": {"median": 1}},
+        }
+    )
+    return data
+
+
+def test_vllm_fit_reproduces_decode_ttft_and_the_busy_step() -> None:
+    catalog = load_catalog()
+    spec = catalog.model("llama-3.1-8b")
+    fmt, gpu, profile = catalog.format("fp8"), catalog.gpu("l4"), catalog.engine("vllm")
+    m = measurement_from(vllm_results(tpot=0.05, ttft=0.4, busy_tpot=0.09), "synthetic")
+    assert (m.busy_concurrency, m.busy_tpot_s) == (16, 0.09)
+    fitted = fit(spec, fmt, catalog, gpu, profile, m)
+    after = predict(spec, fmt, catalog, gpu, fitted, m.prompt_tokens, m.output_tokens)
+    assert after.decode_tokens_per_s == pytest.approx(20.0, rel=1e-3)
+    assert after.ttft_s == pytest.approx(0.4, rel=1e-3)
+    assert fitted.step_overhead_per_seq_us != profile.step_overhead_per_seq_us
+    from llmhost.plan.step import Replica, model_cost, step_seconds
+
+    step = step_seconds(
+        model_cost(spec, fmt, catalog), fmt, Replica(gpu, fitted), 16, 1100, 15 * 1000 / 200, 500
+    )
+    assert step == pytest.approx(0.09, rel=1e-3)

@@ -39,6 +39,11 @@ class Gpu:
     source: str
     as_of: str
     memory_gb: float | None = None
+    link_gbs: float = 0.0  # GPU-to-GPU within a node, as all-reduce sees it (GB/s per GPU)
+    link_latency_us: float = 0.0
+    link_source: str = ""
+    network_gbs: float = 12.5  # between nodes, per GPU
+    network_latency_us: float = 30.0
 
     @property
     def is_cpu(self) -> bool:
@@ -106,6 +111,21 @@ class EngineProfile:
     n_ubatch: int = 512
     n_batch: int = 2048
     offload_link_gbs: float = 0.0
+    # Batch defaults by GPU class (vLLM's EngineArgs.get_batch_defaults, API server): GPUs with
+    # at least `large_gpu_min_gib` of memory whose name lacks `large_gpu_excluded` get these.
+    large_gpu_min_gib: float = 0.0
+    large_gpu_excluded: str = ""
+    large_max_num_seqs: int = 0
+    large_max_num_batched_tokens: int = 0
+    # Step model terms (llmhost.plan.step): GEMM efficiency reaches half its peak at this many
+    # tokens; CPU work per running sequence per step; fixed cost per request in TTFT;
+    # expert-parallel load imbalance (busiest GPU / mean).
+    gemm_half_m: float = 0.0
+    step_overhead_per_seq_us: float = 0.0
+    request_overhead_ms: float = 0.0
+    moe_ep_imbalance: float = 1.0
+    moe_tp_min_slice: int = 0
+    sampler_bytes_per_logit: float = 4.0
 
 
 @dataclass(frozen=True)
