@@ -202,6 +202,9 @@ def up(
     audit_retention_days: Annotated[
         int | None, typer.Option(help="Delete audit records older than this (default 90).")
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No access line per request.")
+    ] = False,
 ) -> None:
     """Serve the configured models behind the OpenAI-compatible gateway (Ctrl-C stops all)."""
     import logging
@@ -221,6 +224,8 @@ def up(
             overrides["auth"] = "open"
         if audit_retention_days is not None:
             overrides["audit_retention_days"] = audit_retention_days
+        if quiet:
+            overrides["access_log"] = False
         if overrides:
             settings = with_server(settings, **overrides)
         if model is not None or replicas is not None:

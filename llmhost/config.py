@@ -113,6 +113,9 @@ class ServerConfig(_Strict):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_key_env: str | None = None
     metrics_tenant_labels: bool = False
+    # One line per request on the log (method, path, status, model, tokens, timings, key
+    # prefix; never prompt or completion text); `llmhost up --quiet` turns it off.
+    access_log: bool = True
 
     def metrics_key(self) -> str | None:
         """The token /metrics requires, if one is configured and set."""

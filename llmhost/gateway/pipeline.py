@@ -43,6 +43,7 @@ from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("llmhost.gateway")
+access = logging.getLogger("llmhost.access")
 TOKENIZE_TIMEOUT_S = 2.0
 
 
@@ -65,6 +66,7 @@ class RequestContext:
     exchange: Exchange | None = None
     settled: bool = False  # admission's exit took over the audit record
     trace: Trace | None = None  # OpenTelemetry spans, when export is on
+    remote: str = "-"  # the client's address, for the access line
 
 
 def _allowed(key: KeyRecord | None, route: Route) -> bool:
@@ -99,7 +101,7 @@ class Pipeline:
 
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         """Serve one request; whatever happens, answer in the OpenAI shape and audit it."""
-        ctx = RequestContext(path, self.clock(), uuid.uuid4().hex)
+        ctx = RequestContext(path, self.clock(), uuid.uuid4().hex, remote=request.remote or "-")
         if self.telemetry is not None:
             ctx.trace = self.telemetry.begin(request, path)
         try:
@@ -376,6 +378,8 @@ class Pipeline:
                 route.metrics.ttft.observe(ex.ttft)
         if self.telemetry is not None:
             self.telemetry.finish(ctx)
+        if self.server.access_log:
+            _access_line(ctx, seconds)
         self.tenancy.audit.record(
             AuditRecord(
                 ts=time.time(),
@@ -415,6 +419,26 @@ class Pipeline:
         return Refusal(
             "request_too_large", f"the body is over the {self.server.max_body_bytes}-byte limit"
         )
+
+
+def _access_line(ctx: RequestContext, seconds: float) -> None:
+    """`127.0.0.1 "POST /v1/chat/completions" 200 gemma-3-270m 12+6 tok ttft 45 ms 310 ms
+    llmh-1a2b3c4d5e`: what happened, never what was said."""
+    ex = ctx.exchange
+    tokens = f"{ex.prompt_tokens}+{ex.completion_tokens} tok" if ex is not None else "-"
+    ttft = f" ttft {ex.ttft * 1000:.0f} ms" if ex is not None and ex.ttft is not None else ""
+    who = ctx.key.prefix if ctx.key is not None else "-"
+    access.info(
+        '%s "POST %s" %d %s %s%s %.0f ms %s',
+        ctx.remote,
+        ctx.path,
+        ctx.status,
+        ctx.model or "-",
+        tokens,
+        ttft,
+        seconds * 1000,
+        who,
+    )
 
 
 def _log_unexpected(exc: Exception, ctx: RequestContext) -> None:
