@@ -1,3 +1,5 @@
-from llmhost.cli import app
+"""`python -m llmhost`: the same as the `llmhost` command."""
 
-app()
+from llmhost.cli import main
+
+main()

@@ -29,12 +29,26 @@ app = typer.Typer(
     help="Plan, serve, deploy and measure self-hosted open LLMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from llmhost import __version__
+
+        typer.echo(f"llmhost {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
     """Plan, serve, deploy and measure self-hosted open LLMs."""
 
 
@@ -382,6 +396,9 @@ def keys_revoke(
     typer.echo(f"revoked {prefix}")
 
 
+keys_app.command("delete", help="Revoke a key (the same as `keys revoke`).")(keys_revoke)
+
+
 @app.command()
 def usage(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
@@ -520,7 +537,7 @@ def render(
 ) -> None:
     """Write Kubernetes manifests (or a Compose file) for one or more plans."""
     from llmhost.deploy.compose import render_compose
-    from llmhost.deploy.kubernetes import dump, render, write_kustomize
+    from llmhost.deploy.kubernetes import dump, output_directory, render, write_kustomize
     from llmhost.deploy.options import RenderOptions
 
     try:
@@ -550,7 +567,7 @@ def render(
             options = dataclasses.replace(options, gateway_image=gateway_image)
         loaded = [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in plans]
         if compose:
-            out.mkdir(parents=True, exist_ok=True)
+            output_directory(out)
             path = out / "docker-compose.yaml"
             path.write_text(dump([render_compose(loaded, options)]))
             written = [path]
@@ -993,6 +1010,31 @@ app.add_typer(admins_app, name="admins")
 app.command("audit")(audit_command)
 
 
-def main() -> None:
-    """Entry point for `python -m llmhost`."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (`llmhost`, `python -m llmhost`): a usage mistake is one line and exit 2, an
+    unexpected error one line and exit 1 (LLMHOST_DEBUG=1 shows its traceback)."""
+    import os
+
+    from typer.exceptions import TyperException
+
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except TyperException as exc:  # usage errors (exit 2) and other CLI-level refusals
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("LLMHOST_DEBUG") == "1":
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(
+            f"error: {type(exc).__name__}: {message} "
+            "(rerun with LLMHOST_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -297,7 +297,10 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
         except OSError as exc:
             raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise UsageError(f"{path} is not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = getattr(exc, "problem", None) or "cannot be parsed"
+            raise UsageError(f"{path} is not valid YAML{where}: {problem}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"{path}: expected a mapping with 'models' and 'server'")
         raw = loaded

@@ -168,7 +168,7 @@ def write_kustomize(objects: list[dict[str, Any]], out: Path) -> list[Path]:
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in objects:
         by_kind[item["kind"]].append(item)
-    out.mkdir(parents=True, exist_ok=True)
+    output_directory(out)
     written = []
     for kind, items in by_kind.items():
         path = out / file_name(kind)
@@ -189,6 +189,16 @@ def write_kustomize(objects: list[dict[str, Any]], out: Path) -> list[Path]:
         if stale.name not in keep and _rendered(stale):
             stale.unlink()
     return [index, *written]
+
+
+def output_directory(out: Path) -> None:
+    """Make `out` (a directory to write into), or say in one line why it cannot be one."""
+    if out.exists() and not out.is_dir():
+        raise DeployError(f"--out {out}: a file is there; give a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeployError(f"--out {out}: cannot make the directory ({exc.strerror})") from None
 
 
 def _rendered(path: Path) -> bool:

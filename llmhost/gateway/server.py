@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ from llmhost.config import Config, ModelConfig
 from llmhost.engines import LaunchSpec, adapter
 from llmhost.engines.replicas import Replica, ReplicaSet, ReplicaState
 from llmhost.engines.supervisor import LocalSupervisor
+from llmhost.errors import UsageError
 from llmhost.gateway.app import Gateway
 from llmhost.gateway.health import HealthMonitor
 from llmhost.gateway.leader import close as close_coordination
@@ -238,7 +240,14 @@ async def listen(
     )
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} on {host} is in use: stop what holds it, or pick another --port"
+            ) from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 async def run_gateway(

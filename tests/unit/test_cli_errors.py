@@ -1,0 +1,68 @@
+"""The CLI's bad-input matrix: every mistake is one line on stderr and exit 2, never a
+traceback (typos, missing files, a port in use, unreachable URLs, bad YAML, existing output
+paths)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+GOLDEN_PLAN = Path(__file__).resolve().parents[1] / "golden" / "plans" / "gemma-3-270m-cpu.json"
+
+
+@pytest.fixture(scope="module")
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def cases(tmp: Path, port: int) -> list[tuple[str, list[str]]]:
+    bad_yaml = tmp / "bad.yaml"
+    bad_yaml.write_text("server: [unclosed\n")
+    wrong_shape = tmp / "shape.yaml"
+    wrong_shape.write_text("server:\n  port: eighty\n")
+    existing = tmp / "existing.txt"
+    existing.write_text("x")
+    return [
+        ("unknown command", ["plna", "llama-3.1-8b"]),
+        ("unknown option", ["plan", "llama-3.1-8b", "--gpuu", "h100"]),
+        ("missing argument", ["plan"]),
+        ("unknown model", ["plan", "no-such-model-xyz"]),
+        ("missing plan file", ["render", str(tmp / "nope.json"), "--out", str(tmp / "o")]),
+        ("missing config", ["up", "--config", str(tmp / "nope.yaml")]),
+        ("bad YAML", ["up", "--config", str(bad_yaml)]),
+        ("wrong type in config", ["up", "--config", str(wrong_shape)]),
+        ("render over a file", ["render", str(GOLDEN_PLAN), "--out", str(existing)]),
+        ("keys without tenant", ["keys", "create"]),
+        ("bad store URL", ["keys", "list", "--store", "mysql://x"]),
+        ("audit kind typo", ["audit", "--kind", "keycreated", "--store", f"sqlite:///{tmp}/a.db"]),
+        (
+            "admins bad role",
+            ["admins", "create", "--role", "root", "--store", f"sqlite:///{tmp}/a.db"],
+        ),
+        ("unreachable bench URL", ["bench", "http://127.0.0.1:9", "--requests", "1"]),
+        ("port in use", ["up", "--port", str(port), "--open", "--config", str(tmp / "none.yaml")]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(15))
+def test_a_mistake_is_one_line_and_exit_2(index: int, tmp_path: Path, busy_port: int) -> None:
+    name, args = cases(tmp_path, busy_port)[index]
+    if name == "port in use":
+        (tmp_path / "none.yaml").write_text(
+            "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhost", *args], capture_output=True, text=True, timeout=120
+    )
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, (name, done.returncode, done.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
