@@ -31,10 +31,12 @@ up: engine
 plan-demo: $(DEPS)
 	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --markdown
 
-## promtool: Prometheus' rule checker for the alert tests (Debian's prometheus package), as root
+## promtool: Prometheus and its rule checker for the alert and scrape tests (Debian's prometheus
+## package), as root; the package lists are refreshed once if the install needs it
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 promtool:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } \
+		{ $(APT_INSTALL) prometheus || { apt-get update -q && $(APT_INSTALL) prometheus; }; }; } \
 		|| echo "promtool missing and not root: the alert tests will be skipped"
 
 ## checkov: the Kubernetes policy checker for the render tests, in its own venv (its pins clash)
