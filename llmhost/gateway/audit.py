@@ -12,6 +12,9 @@ record the database refuses (a NUL byte, say) is dropped alone, not with its bat
 blocks the ones after it. The JSON-lines sink (stdout or a file, for a SIEM) is separate: a full
 disk there loses JSON lines, never SQL records. Every drop is counted by reason
 (`on_drop`, exported as llmhost_audit_dropped_total) and logged.
+
+The same writer prints the access log (`access`: a line per request, as vLLM and Ollama print
+one), formatted and written in its batches, so the request path only queues a tuple.
 """
 
 from __future__ import annotations
@@ -73,9 +76,12 @@ class AuditLog:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         on_drop: DropCounter | None = None,
         max_pending: int = MAX_PENDING,
+        access: TextIO | None = None,
     ) -> None:
         self.store = store
         self.jsonl = jsonl
+        self.access_sink = access
+        self._access: collections.deque[tuple[AuditRecord, str, str]] = collections.deque()
         self.flush_interval_s = flush_interval_s
         self.max_pending = max_pending
         self._on_drop = on_drop or (lambda reason, n: None)
@@ -101,8 +107,14 @@ class AuditLog:
         if overflow > 0:
             self._dropped("queue_full", overflow)
 
+    def access(self, record: AuditRecord, remote: str, path: str) -> None:
+        """Queue the access line of a request (when the access log is on)."""
+        if self.access_sink is not None:
+            self._access.append((record, remote, path))
+
     def flush(self) -> bool:
         """Commit everything queued so far; False if the store was unreachable (kept)."""
+        self._write_access()
         while True:
             with self._lock:
                 batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
@@ -150,6 +162,18 @@ class AuditLog:
             log.error("audit JSON lines not written (%d records): %s", len(records), exc)
             self._dropped("jsonl", len(records))
 
+    def _write_access(self) -> None:
+        lines = []
+        while self._access:
+            record, remote, path = self._access.popleft()
+            lines.append(access_line(record, remote, path))
+        if lines and self.access_sink is not None:
+            try:
+                self.access_sink.write("".join(lines))
+                self.access_sink.flush()
+            except (OSError, ValueError) as exc:
+                log.error("access log not written (%d lines): %s", len(lines), exc)
+
     def _dropped(self, reason: str, count: int) -> None:
         try:
             self._on_drop(reason, count)
@@ -173,6 +197,18 @@ class AuditLog:
                 ok = False
             interval = self.flush_interval_s
             self._pause = interval if ok else min(MAX_BACKOFF_S, max(interval, self._pause * 2))
+
+
+def access_line(record: AuditRecord, remote: str, path: str) -> str:
+    """`2026-12-01T22:40:01 127.0.0.1 "POST /v1/chat/completions" 200 gemma-3-270m 12+6 tok
+    ttft 45 ms 310 ms llmh-1a2b3c4d5e`: what happened, never what was said."""
+    moment = datetime.fromtimestamp(record.ts, UTC).isoformat(timespec="seconds")
+    ttft = f" ttft {record.ttft_ms:.0f} ms" if record.ttft_ms is not None else ""
+    return (
+        f'{moment} {remote} "POST {path}" {record.status} {record.model or "-"} '
+        f"{record.prompt_tokens}+{record.completion_tokens} tok{ttft} "
+        f"{record.duration_ms:.0f} ms {record.key_prefix or '-'}\n"
+    )
 
 
 def _line(record: Entry) -> str:

@@ -19,7 +19,7 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 from typing import Any
@@ -43,7 +43,6 @@ from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("llmhost.gateway")
-access = logging.getLogger("llmhost.access")
 TOKENIZE_TIMEOUT_S = 2.0
 
 
@@ -200,46 +199,47 @@ class Pipeline:
             )
         return facts
 
-    @contextlib.asynccontextmanager
-    async def admit(
+    def admit(
         self, ctx: RequestContext, route: Route, payload: dict[str, Any], facts: Facts
-    ) -> AsyncIterator[None]:
-        """Reserve the request's share of its key's limits; on exit, always settle it."""
+    ) -> Admission:
+        """`async with`: reserve the request's share of its key's limits; on exit, always
+        settle it."""
+        return Admission(self, ctx, route, payload, facts)
+
+    async def reserve(
+        self, ctx: RequestContext, route: Route, payload: dict[str, Any], facts: Facts
+    ) -> None:
+        """Admission proper: count the prompt when token limits need it, reserve, or refuse."""
         key = ctx.key
-        if key is not None:
-            ctx.limits = Limits(
-                key.prefix, key.tenant, key.rpm, key.tpm, key.max_concurrent, key.monthly_tokens
-            )
-            if key.tpm or key.monthly_tokens is not None:
-                await self._count_prompt(ctx, route, payload)
-                output = 0 if ctx.path == "/v1/embeddings" else self._max_tokens(facts)
-                ctx.reserved = accounting.reservation(ctx.prompt_tokens, output, facts.choices)
-            try:
-                decision = await self.tenancy.counters.admit(
-                    ctx.limits, ctx.reserved, ctx.request_id
-                )
-            except StoreUnavailable:
-                raise self._store_down("the limit store") from None
-            if not decision.allowed:
-                code = "insufficient_quota" if decision.kind == "budget" else "rate_limit_exceeded"
-                headers = {**decision.headers, "Retry-After": str(ceil(decision.retry_after_s))}
-                raise Refusal(code, decision.message, headers=headers)
-        ctx.settled = True  # from here on, the settlement writes the audit record
+        if key is None:
+            return
+        ctx.limits = Limits(
+            key.prefix, key.tenant, key.rpm, key.tpm, key.max_concurrent, key.monthly_tokens
+        )
+        if key.tpm or key.monthly_tokens is not None:
+            await self._count_prompt(ctx, route, payload)
+            output = 0 if ctx.path == "/v1/embeddings" else self._max_tokens(facts)
+            ctx.reserved = accounting.reservation(ctx.prompt_tokens, output, facts.choices)
         try:
-            yield
-        except Refusal as refusal:
-            ctx.status = refusal.status
-            raise
-        except asyncio.CancelledError:
-            ctx.status = CLIENT_CLOSED
-            raise
-        except Exception:
-            ctx.status = 500
-            raise
+            decision = await self.tenancy.counters.admit(ctx.limits, ctx.reserved, ctx.request_id)
+        except StoreUnavailable:
+            raise self._store_down("the limit store") from None
+        if not decision.allowed:
+            code = "insufficient_quota" if decision.kind == "budget" else "rate_limit_exceeded"
+            headers = {**decision.headers, "Retry-After": str(ceil(decision.retry_after_s))}
+            raise Refusal(code, decision.message, headers=headers)
+
+    def release(self, ctx: RequestContext) -> None:
+        """Settle an admitted request: at once when nothing needs awaiting (in-process limits,
+        usage known), else in the background (a cut stream to count, Redis to tell)."""
+        ex, limits = ctx.exchange, ctx.limits
+        if ex is not None and ex.cut:
+            self.tenancy.later(self._settle(ctx))
+        elif limits is None or self.tenancy.counters.finish_now(
+            limits, ctx.reserved, self._used(ctx), ctx.request_id
+        ):
+            self._audit(ctx)
         else:
-            if ctx.exchange is not None:
-                ctx.status = ctx.exchange.status
-        finally:
             self.tenancy.later(self._settle(ctx))
 
     def prepare(
@@ -315,6 +315,10 @@ class Pipeline:
                 )
 
     # helpers
+    def _finish_now(self, ctx: RequestContext, limits: Limits) -> bool:
+        used = self._used(ctx)
+        return self.tenancy.counters.finish_now(limits, ctx.reserved, used, ctx.request_id)
+
     def _used(self, ctx: RequestContext) -> int:
         ex = ctx.exchange
         return ex.prompt_tokens + ex.completion_tokens if ex is not None else 0
@@ -377,24 +381,22 @@ class Pipeline:
             if ex is not None and ex.ttft is not None:
                 route.metrics.ttft.observe(ex.ttft)
         if self.telemetry is not None:
-            self.telemetry.finish(ctx)
-        if self.server.access_log:
-            _access_line(ctx, seconds)
-        self.tenancy.audit.record(
-            AuditRecord(
-                ts=time.time(),
-                key_prefix=key.prefix if key else None,
-                tenant=key.tenant if key else None,
-                model=ctx.model,
-                replica=ex.replica.id if ex and ex.replica else None,
-                status=ctx.status,
-                prompt_tokens=ex.prompt_tokens if ex else 0,
-                completion_tokens=ex.completion_tokens if ex else 0,
-                ttft_ms=ex.ttft * 1000 if ex and ex.ttft is not None else None,
-                duration_ms=seconds * 1000,
-                prompt_sha256=ctx.prompt_hash,
-            )
+            self.telemetry.finish(ctx, seconds)
+        record = AuditRecord(
+            ts=time.time(),
+            key_prefix=key.prefix if key else None,
+            tenant=key.tenant if key else None,
+            model=ctx.model,
+            replica=ex.replica.id if ex and ex.replica else None,
+            status=ctx.status,
+            prompt_tokens=ex.prompt_tokens if ex else 0,
+            completion_tokens=ex.completion_tokens if ex else 0,
+            ttft_ms=ex.ttft * 1000 if ex and ex.ttft is not None else None,
+            duration_ms=seconds * 1000,
+            prompt_sha256=ctx.prompt_hash,
         )
+        self.tenancy.audit.record(record)
+        self.tenancy.audit.access(record, ctx.remote, ctx.path)
 
     async def _internal_error(self, ctx: RequestContext) -> web.StreamResponse:
         """The 500 answer; inside a stream already started, an error event that ends it."""
@@ -421,24 +423,42 @@ class Pipeline:
         )
 
 
-def _access_line(ctx: RequestContext, seconds: float) -> None:
-    """`127.0.0.1 "POST /v1/chat/completions" 200 gemma-3-270m 12+6 tok ttft 45 ms 310 ms
-    llmh-1a2b3c4d5e`: what happened, never what was said."""
-    ex = ctx.exchange
-    tokens = f"{ex.prompt_tokens}+{ex.completion_tokens} tok" if ex is not None else "-"
-    ttft = f" ttft {ex.ttft * 1000:.0f} ms" if ex is not None and ex.ttft is not None else ""
-    who = ctx.key.prefix if ctx.key is not None else "-"
-    access.info(
-        '%s "POST %s" %d %s %s%s %.0f ms %s',
-        ctx.remote,
-        ctx.path,
-        ctx.status,
-        ctx.model or "-",
-        tokens,
-        ttft,
-        seconds * 1000,
-        who,
-    )
+class Admission:
+    """The admission block: entering reserves (or refuses with a `Refusal`); leaving, however
+    it happens (an answer, a refusal, a client gone, a bug), settles the request exactly once."""
+
+    __slots__ = ("ctx", "facts", "payload", "pipeline", "route")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ctx: RequestContext,
+        route: Route,
+        payload: dict[str, Any],
+        facts: Facts,
+    ) -> None:
+        self.pipeline = pipeline
+        self.ctx = ctx
+        self.route = route
+        self.payload = payload
+        self.facts = facts
+
+    async def __aenter__(self) -> None:
+        await self.pipeline.reserve(self.ctx, self.route, self.payload, self.facts)
+        self.ctx.settled = True  # from here on, the settlement writes the audit record
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        ctx = self.ctx
+        if exc is None:
+            if ctx.exchange is not None:
+                ctx.status = ctx.exchange.status
+        elif isinstance(exc, Refusal):
+            ctx.status = exc.status
+        elif isinstance(exc, asyncio.CancelledError):
+            ctx.status = CLIENT_CLOSED
+        else:
+            ctx.status = 500
+        self.pipeline.release(ctx)
 
 
 def _log_unexpected(exc: Exception, ctx: RequestContext) -> None:

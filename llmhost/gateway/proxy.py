@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 from aiohttp import web
@@ -35,8 +36,7 @@ EJECT_WITNESSES = 2  # ...seen by this many different senders (one tenant cannot
 EJECT_S = 10.0  # how long an ejected replica sits out before health checks may readmit it
 
 
-@dataclass(slots=True, frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One try of a request on one replica: when it started and ended (perf_counter), and the
     status it ended with (0: no answer)."""
 

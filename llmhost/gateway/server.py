@@ -14,6 +14,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import logging.handlers
 import os
 import signal
 import time

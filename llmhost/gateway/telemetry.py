@@ -210,7 +210,7 @@ class Telemetry:
         self.propagator.inject(carrier, context=api.set_span_in_context(trace.upstream))
         return "".join(f"{name}: {value}\r\n" for name, value in carrier.items()).encode()
 
-    def finish(self, ctx: RequestContext) -> None:
+    def finish(self, ctx: RequestContext, seconds: float) -> None:
         """Record the metrics and end the spans of a finished request (counts, never text)."""
         trace = ctx.trace
         if trace is None:
@@ -225,14 +225,13 @@ class Telemetry:
         }
         if ctx.status >= 400:
             attributes["error.type"] = str(ctx.status)
-        seconds = time.perf_counter() - trace.perf_start
         if self.meter_provider is not None:
             self.duration.record(seconds, attributes)
             if ex is not None and ctx.status == 200:
                 if ex.ttft is not None:
                     self.ttft.record(ex.ttft, attributes)
                     if ex.completion_tokens > 1:
-                        per_token = (seconds - ex.ttft) / (ex.completion_tokens - 1)
+                        per_token = max(0.0, seconds - ex.ttft) / (ex.completion_tokens - 1)
                         self.tpot.record(per_token, attributes)
                 if ex.prompt_tokens:
                     self.tokens.record(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -117,7 +118,11 @@ def open_tenancy(server: ServerConfig, metrics: GatewayMetrics) -> Tenancy:
         metrics.audit_dropped.labels(reason).inc(count)
 
     audit = AuditLog(
-        store, open_jsonl(server.audit_jsonl), on_drop=dropped, max_pending=server.audit_queue_max
+        store,
+        open_jsonl(server.audit_jsonl),
+        on_drop=dropped,
+        max_pending=server.audit_queue_max,
+        access=sys.stderr if server.access_log else None,
     )
     auth = None if server.auth == "open" else Authenticator(store, verifier=verifier)
     admin_key = os.environ.get(server.admin_key_env) or None

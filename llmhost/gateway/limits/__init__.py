@@ -68,9 +68,25 @@ def gcra(tat: float | None, now: float, limit: int, cost: float) -> Gcra:
     return Gcra(True, new_tat, 0.0, remaining, new_tat - now)
 
 
+_month: tuple[float, float] = (0.0, -1.0)  # (start of the month cached, when it ends)
+
+
 def month_start(now: float | None = None) -> float:
-    """Unix time of the start of the current calendar month, UTC."""
-    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    """Unix time of the start of the current calendar month, UTC (the current month's is
+    cached until it ends: every admission asks)."""
+    global _month
+    if now is None:
+        now = time.time()
+        if _month[0] <= now < _month[1]:
+            return _month[0]
+        start = _calendar_month(now)
+        _month = (start, _calendar_month(start + 32 * 86400))
+        return start
+    return _calendar_month(now)
+
+
+def _calendar_month(now: float) -> float:
+    moment = datetime.fromtimestamp(now, UTC)
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
@@ -137,6 +153,11 @@ class Counters(Protocol):
 
     async def finish(self, limits: Limits, reserved: int, used: int, request_id: str) -> None:
         """Release the request's concurrency slot and correct its token reservation."""
+        ...
+
+    def finish_now(self, limits: Limits, reserved: int, used: int, request_id: str) -> bool:
+        """`finish` at once when it needs no I/O (in-process state); False when it must be
+        awaited (then nothing was done)."""
         ...
 
     async def inflight(self, key: str) -> int:

@@ -63,6 +63,10 @@ class MemoryCounters:
 
     async def finish(self, limits: Limits, reserved: int, used: int, request_id: str) -> None:
         """Free the slot; move the token GCRA and the budget by (used - reserved)."""
+        self.finish_now(limits, reserved, used, request_id)
+
+    def finish_now(self, limits: Limits, reserved: int, used: int, request_id: str) -> bool:
+        """In memory, finishing never waits."""
         self._inflight[limits.key] = max(0, self._inflight.get(limits.key, 1) - 1)
         delta = used - reserved
         if limits.tpm and (limits.key, "t") in self._tat:
@@ -70,6 +74,7 @@ class MemoryCounters:
         month = month_start()
         if (limits.tenant, month) in self._budget:
             self._budget[(limits.tenant, month)] += delta
+        return True
 
     async def inflight(self, key: str) -> int:
         """Slots held by `key`."""

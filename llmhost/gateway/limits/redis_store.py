@@ -202,6 +202,10 @@ class RedisCounters:
             await asyncio.sleep(pause)
             waited += pause
 
+    def finish_now(self, limits: Limits, reserved: int, used: int, request_id: str) -> bool:
+        """Redis is always awaited."""
+        return False
+
     async def inflight(self, key: str) -> int:
         """Unexpired leases held by `key`."""
         try:
