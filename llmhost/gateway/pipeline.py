@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import secrets
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
@@ -43,6 +44,16 @@ from llmhost.gateway.tenancy import Tenancy
 from llmhost.gateway.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("llmhost.gateway")
+_PROCESS = secrets.token_hex(6)  # this gateway process, among all that share Redis
+_COUNTER = itertools.count()
+
+
+def next_request_id() -> str:
+    """A request id unique across gateway processes (Redis concurrency leases are keyed by it)
+    without a system call per request: a random per-process part and a counter."""
+    return f"{_PROCESS}{next(_COUNTER):010x}"
+
+
 TOKENIZE_TIMEOUT_S = 2.0
 
 
@@ -100,7 +111,7 @@ class Pipeline:
 
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         """Serve one request; whatever happens, answer in the OpenAI shape and audit it."""
-        ctx = RequestContext(path, self.clock(), uuid.uuid4().hex, remote=request.remote or "-")
+        ctx = RequestContext(path, self.clock(), next_request_id(), remote=request.remote or "-")
         if self.telemetry is not None:
             ctx.trace = self.telemetry.begin(request, path)
         try:
