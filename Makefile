@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: up test engine promtool checkov plan-demo bench clean
+.PHONY: up test engine promtool checkov docs plan-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ $(CHECKOV)/bin/checkov:
 	$(PYTHON) -m venv $(CHECKOV)
 	$(CHECKOV)/bin/pip install -q checkov==3.3.30
 
-## test: lint, type-check and run every test
-test: engine promtool checkov
+## docs: build the manual (MkDocs, Material) strictly: a broken link or page fails
+docs: $(DEPS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$${TMPDIR:-/tmp}/llmhost-site"
+
+## test: lint, type-check, build the manual and run every test
+test: engine promtool checkov docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy llmhost

@@ -79,43 +79,97 @@ class OtelConfig(_Strict):
 class ServerConfig(_Strict):
     """Where the gateway listens and the limits every request meets."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    first_byte_timeout_s: float = Field(60.0, gt=0)
-    total_timeout_s: float = Field(600.0, gt=0)
-    retry_after_s: int = Field(2, ge=1)
-    health_interval_s: float = Field(2.0, gt=0)
-    body_read_timeout_s: float = Field(30.0, gt=0)  # a client must send its body within this
+    host: str = Field(
+        "127.0.0.1", description="Listen address; auth: open is allowed only on loopback."
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Listen port.")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Bodies over this get 413, refused from Content-Length before reading.",
+    )
+    first_byte_timeout_s: float = Field(
+        60.0, gt=0, description="Streams: the engine's first chunk must come within this (504)."
+    )
+    total_timeout_s: float = Field(
+        600.0, gt=0, description="Any request: the whole answer within this (504)."
+    )
+    retry_after_s: int = Field(2, ge=1, description="Retry-After on 503 answers.")
+    health_interval_s: float = Field(
+        2.0, gt=0, description="Active health checks of every replica, this often."
+    )
+    body_read_timeout_s: float = Field(
+        30.0, gt=0, description="a client must send its body within this"
+    )
     # A connection must complete its request headers within this of opening (or of its last
     # response, when kept alive), else it is closed: the slow-headers (slowloris) guard.
-    idle_timeout_s: float = Field(15.0, gt=0)
+    idle_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="A connection must finish its request headers within this (slowloris guard).",
+    )
     # Tenancy: every request needs an API key unless auth is "open" (loopback only).
-    auth: Literal["keys", "open"] = "keys"
-    store_url: str | None = None  # sqlite:///PATH (default: llmhost's data folder) or postgresql://
-    redis_url: str | None = None  # shared limit counters for several gateways; None: in-process
-    scaler_lease: str | None = None  # a Lease name: gateways elect one autoscaler through it
-    admin_key_env: str = "LLMHOST_ADMIN_KEY"  # env var holding the /admin/ API's key
-    default_max_tokens: int = Field(1024, ge=1)  # reserved when a request sets no max_tokens
-    audit_jsonl: str | None = None  # also write audit records as JSON lines: "-" or a path
-    audit_retention_days: int = Field(90, ge=1)
-    admin_audit_retention_days: int = Field(365, ge=1)  # the admin trail's own retention
-    oidc: OidcConfig | None = None  # accept OIDC bearer tokens too
-    otel: OtelConfig | None = None  # export OpenTelemetry traces and metrics
+    auth: Literal["keys", "open"] = Field(
+        "keys",
+        description="keys: every request needs a key or OIDC token; open: none (loopback only).",
+    )
+    store_url: str | None = Field(
+        None, description="sqlite:///PATH (default: llmhost's data folder) or postgresql://"
+    )
+    redis_url: str | None = Field(
+        None, description="shared limit counters for several gateways; None: in-process"
+    )
+    scaler_lease: str | None = Field(
+        None, description="a Lease name: gateways elect one autoscaler through it"
+    )
+    admin_key_env: str = Field(
+        "LLMHOST_ADMIN_KEY", description="env var holding the /admin/ API's key"
+    )
+    default_max_tokens: int = Field(
+        1024, ge=1, description="reserved when a request sets no max_tokens"
+    )
+    audit_jsonl: str | None = Field(
+        None, description='also write audit records as JSON lines: "-" or a path'
+    )
+    audit_retention_days: int = Field(
+        90, ge=1, description="Request audit records older than this are deleted."
+    )
+    admin_audit_retention_days: int = Field(
+        365, ge=1, description="the admin trail's own retention"
+    )
+    oidc: OidcConfig | None = Field(None, description="accept OIDC bearer tokens too")
+    otel: OtelConfig | None = Field(None, description="export OpenTelemetry traces and metrics")
     auth_failure_window_s: float = Field(
-        60.0, gt=0
-    )  # failures are summarised per source per window
+        60.0,
+        gt=0,
+        description="Failed authentications are summarised per source and reason per window.",
+    )
     # Audit records waiting for the store (during an outage); past this the oldest are dropped
     # and counted in llmhost_audit_dropped_total.
-    audit_queue_max: int = Field(100_000, ge=100)
+    audit_queue_max: int = Field(
+        100_000,
+        ge=100,
+        description="Audit records kept while the store is down; past it the oldest drop, counted.",
+    )
     # /metrics: on its own port (None: on the main port), behind a bearer token read from this
     # environment variable (None: no token), and with per-tenant series only when asked.
-    metrics_port: int | None = Field(None, ge=1, le=65535)
-    metrics_key_env: str | None = None
-    metrics_tenant_labels: bool = False
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port only (None: on the main port).",
+    )
+    metrics_key_env: str | None = Field(
+        None, description="Environment variable holding a bearer token /metrics then requires."
+    )
+    metrics_tenant_labels: bool = Field(
+        False, description="Export per-tenant series (tokens this month, budget share)."
+    )
     # One line per request on the log (method, path, status, model, tokens, timings, key
     # prefix; never prompt or completion text); `llmhost up --quiet` turns it off.
-    access_log: bool = True
+    access_log: bool = Field(
+        True, description="One line per request (never text); llmhost up --quiet turns it off."
+    )
 
     def metrics_key(self) -> str | None:
         """The token /metrics requires, if one is configured and set."""
@@ -132,13 +186,17 @@ class ClusterSource(_Strict):
     """Replicas that are pods of an engine Deployment on Kubernetes, found through the
     EndpointSlices of its Service and, with `scale`, scaled through the Deployment."""
 
-    deployment: str = Field(min_length=1)
-    service: str | None = None  # default: the deployment's name
-    inference_pool: str | None = None  # find replicas through this InferencePool instead
-    namespace: str | None = None  # default: the gateway pod's own namespace
-    port: int = Field(8000, ge=1, le=65535)
-    scale: bool = True  # the gateway's autoscaler sets the Deployment's replicas
-    poll_s: float = Field(2.0, gt=0)  # how often the endpoint list is read
+    deployment: str = Field(
+        min_length=1, description="The engine Deployment (and by default its Service)."
+    )
+    service: str | None = Field(None, description="default: the deployment's name")
+    inference_pool: str | None = Field(
+        None, description="find replicas through this InferencePool instead"
+    )
+    namespace: str | None = Field(None, description="default: the gateway pod's own namespace")
+    port: int = Field(8000, ge=1, le=65535, description="The engine's port on each pod.")
+    scale: bool = Field(True, description="the gateway's autoscaler sets the Deployment's replicas")
+    poll_s: float = Field(2.0, gt=0, description="how often the endpoint list is read")
 
 
 class CanaryConfig(_Strict):
@@ -151,37 +209,71 @@ class CanaryConfig(_Strict):
 class ModelConfig(_Strict):
     """One served model: its names, its engine and where its replicas come from."""
 
-    name: str = Field(min_length=1)
-    aliases: tuple[str, ...] = ()
-    engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = "llamacpp"
+    name: str = Field(min_length=1, description="The name clients ask for.")
+    aliases: tuple[str, ...] = Field((), description="Other names for the same model.")
+    engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = Field(
+        "llamacpp", description="The engine kind: its health, launch and load metrics."
+    )
     # Managed locally (llamacpp only): weights and replica count. External: urls.
-    weights: str | None = None  # "embedded", a local path, or hf://owner/repo/file[@revision]
-    replicas: int = Field(1, ge=0, le=64)
-    urls: tuple[str, ...] = ()
-    kubernetes: ClusterSource | None = None  # on a cluster: pods of an engine Deployment
-    upstream_model: str | None = None  # the name the engine expects, when not `name`
-    fallback: tuple[str, ...] = ()  # models to try, in order, when this one cannot serve
-    canary: CanaryConfig | None = None  # send a share of requests to a new revision
-    api_key_env: str | None = None  # environment variable holding the engine's own API key
-    context: int = Field(4096, ge=16)  # tokens per sequence
-    parallel: int = Field(4, ge=1, le=256)  # sequences per replica
-    threads: int | None = Field(None, ge=1)
-    chat_template: str | None = None
-    args: tuple[str, ...] = ()  # extra engine flags
+    weights: str | None = Field(
+        None, description='"embedded", a local path, or hf://owner/repo/file[@revision]'
+    )
+    replicas: int = Field(1, ge=0, le=64, description="Replicas to run (managed) or expect.")
+    urls: tuple[str, ...] = Field(
+        (), description="External replicas' base URLs (http:// or https://)."
+    )
+    kubernetes: ClusterSource | None = Field(
+        None, description="on a cluster: pods of an engine Deployment"
+    )
+    upstream_model: str | None = Field(
+        None, description="the name the engine expects, when not `name`"
+    )
+    fallback: tuple[str, ...] = Field(
+        (), description="models to try, in order, when this one cannot serve"
+    )
+    canary: CanaryConfig | None = Field(
+        None, description="send a share of requests to a new revision"
+    )
+    api_key_env: str | None = Field(
+        None, description="environment variable holding the engine's own API key"
+    )
+    context: int = Field(4096, ge=16, description="tokens per sequence")
+    parallel: int = Field(4, ge=1, le=256, description="sequences per replica")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads per llama-server replica (default: cores shared evenly).",
+    )
+    chat_template: str | None = Field(
+        None, description="llama.cpp built-in template name, a .jinja file, or Jinja text."
+    )
+    args: tuple[str, ...] = Field((), description="extra engine flags")
     # Routing between replicas, and the queue in front of them.
-    routing: Literal["least-load", "prefix", "round-robin"] = "least-load"
-    load_factor: float = Field(1.25, ge=1.0)  # prefix: spill past this x the mean load
-    prefix_chars: int = Field(200, ge=1)  # prefix: characters of the prompt that form the key
-    max_inflight_per_replica: int | None = Field(None, ge=1)  # default: 4 x parallel
-    queue_size: int = Field(64, ge=0)  # requests waiting for a replica; past it 503
-    queue_wait_s: float = Field(30.0, gt=0)  # longest wait in the queue (and for a cold start)
+    routing: Literal["least-load", "prefix", "round-robin"] = Field(
+        "least-load", description="least-load, prefix (CHWBL on the prompt prefix) or round-robin."
+    )
+    load_factor: float = Field(1.25, ge=1.0, description="prefix: spill past this x the mean load")
+    prefix_chars: int = Field(
+        200, ge=1, description="prefix: characters of the prompt that form the key"
+    )
+    max_inflight_per_replica: int | None = Field(None, ge=1, description="default: 4 x parallel")
+    queue_size: int = Field(64, ge=0, description="requests waiting for a replica; past it 503")
+    queue_wait_s: float = Field(
+        30.0, gt=0, description="longest wait in the queue (and for a cold start)"
+    )
     # Scaling (managed models): between min and max replicas by in-flight load, to zero when idle.
-    min_replicas: int | None = Field(None, ge=0)  # default: replicas
-    max_replicas: int | None = Field(None, ge=1)  # default: replicas
-    target_inflight: float | None = Field(None, gt=0)  # per replica; default: parallel
-    scale_up_delay_s: float = Field(2.0, ge=0)
-    scale_down_delay_s: float = Field(60.0, ge=0)
-    idle_to_zero_s: float | None = Field(None, gt=0)  # scale to zero after this long idle
+    min_replicas: int | None = Field(None, ge=0, description="default: replicas")
+    max_replicas: int | None = Field(None, ge=1, description="default: replicas")
+    target_inflight: float | None = Field(None, gt=0, description="per replica; default: parallel")
+    scale_up_delay_s: float = Field(
+        2.0, ge=0, description="A wish for more replicas must hold this long."
+    )
+    scale_down_delay_s: float = Field(
+        60.0, ge=0, description="A wish for fewer replicas must hold this long."
+    )
+    idle_to_zero_s: float | None = Field(
+        None, gt=0, description="scale to zero after this long idle"
+    )
 
     @property
     def capacity(self) -> int:
@@ -202,8 +294,9 @@ class ModelConfig(_Strict):
             both = " and ".join(repr(s) for s in sources)
             raise ValueError(f"give one of 'weights', 'urls' or 'kubernetes', not {both}")
         if not sources:
-            raise ValueError("give 'weights' (embedded, a GGUF path or hf://...), 'urls' or "
-                             "'kubernetes'")  # fmt: skip
+            raise ValueError(
+                "give 'weights' (embedded, a GGUF path or hf://...), 'urls' or 'kubernetes'"
+            )
         if self.weights and self.engine != "llamacpp":
             raise ValueError(f"engine '{self.engine}' runs outside llmhost here: give its 'urls'")
         for url in self.urls:
@@ -211,11 +304,15 @@ class ModelConfig(_Strict):
                 raise ValueError(f"url '{url}' must start with http:// or https://")
         low, high = self.bounds
         if not low <= self.replicas <= high:
-            raise ValueError(f"replicas {self.replicas} must be within min_replicas {low} and "
-                             f"max_replicas {high}")  # fmt: skip
+            raise ValueError(
+                f"replicas {self.replicas} must be within min_replicas {low} and "
+                f"max_replicas {high}"
+            )
         if self.idle_to_zero_s is not None and (low != 0 or not self.scalable):
-            raise ValueError("idle_to_zero_s needs min_replicas: 0 and a model llmhost scales "
-                             "(managed, or kubernetes with scale: true)")  # fmt: skip
+            raise ValueError(
+                "idle_to_zero_s needs min_replicas: 0 and a model llmhost scales "
+                "(managed, or kubernetes with scale: true)"
+            )
         return self
 
     @property

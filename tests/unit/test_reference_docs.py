@@ -1,16 +1,18 @@
-"""Generated reference pages are current."""
+"""The generated reference pages (CLI, configuration, metrics) are current."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from llmhost.gateway.metrics import reference_markdown
+import pytest
+
+from llmhost.reference import pages
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_the_metrics_reference_is_current() -> None:
-    page = (DOCS / "metrics.md").read_text()
-    assert page == reference_markdown(), (
-        "docs/metrics.md is stale: python -m llmhost.gateway.metrics > docs/metrics.md"
+@pytest.mark.parametrize("name", sorted(pages()))
+def test_the_reference_page_is_current(name: str) -> None:
+    assert (DOCS / name).read_text() == pages()[name], (
+        f"docs/{name} is stale: python -m llmhost.reference"
     )
