@@ -6,12 +6,15 @@ returns a `ModelSource`: the architecture plus, for a GGUF file, the exact bytes
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmhost.errors import ModelFileError
+from llmhost.paths import cache_dir
 from llmhost.plan.architecture import LayerKind, ModelSpec
 from llmhost.plan.catalog import Catalog
 
@@ -126,11 +129,58 @@ def _gguf_value(reader: Any, key: str) -> Any:
 
 
 def read_gguf(path: Path) -> ModelSource:
-    """The architecture in a GGUF file's metadata, and its weights' exact size."""
-    from gguf import GGUFReader  # imported here: it pulls numpy, which plain plans do not need
+    """The architecture in a GGUF file's metadata, and its weights' exact size.
 
+    Reading a GGUF's metadata means walking its tokenizer arrays (20-40 s for a small model on
+    this machine), so what was read is cached under the cache folder, keyed by the file's path,
+    size and modification time: the next plan of the same file reads a small JSON file.
+    """
     if not path.is_file():
         raise ModelFileError(str(path), "no such file")
+    cached = _cached_header(path)
+    if cached is not None:
+        return cached
+    found = _read_gguf(path)
+    _store_header(path, found)
+    return found
+
+
+def _header_cache(path: Path) -> Path:
+    stat = path.stat()
+    key = f"{path.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}"
+    return cache_dir() / "gguf-headers" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _cached_header(path: Path) -> ModelSource | None:
+    try:
+        data = json.loads(_header_cache(path).read_text())
+        spec = data["spec"]
+        spec["layer_types"] = tuple(spec["layer_types"])
+        return ModelSource(ModelSpec(**spec), path, data["file_format"], data["weights_bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no cache, or one from another version: read the file
+
+
+def _store_header(path: Path, source: ModelSource) -> None:
+    spec = dataclasses.asdict(source.spec)
+    data = {
+        "spec": spec,
+        "file_format": source.file_format,
+        "weights_bytes": source.file_weights_bytes,
+    }
+    target = _header_cache(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data))
+        temporary.replace(target)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next plan the read
+
+
+def _read_gguf(path: Path) -> ModelSource:
+    from gguf import GGUFReader  # imported here: it pulls numpy, which plain plans do not need
+
     try:
         reader = GGUFReader(str(path))
     except Exception as exc:  # the gguf package raises bare ValueError/struct errors
