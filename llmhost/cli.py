@@ -248,8 +248,15 @@ def up(
             base = embedded_model(replicas or 1)
             if model is not None:
                 name = Path(model.split("@")[0]).stem
+                _require_gguf(model)
                 base = base.model_copy(
-                    update={"name": name, "aliases": ("default",), "weights": model}
+                    update={
+                        "name": name,
+                        "aliases": ("default",),
+                        "weights": model,
+                        "chat_template": None,  # the GGUF's own template, not the embedded one's
+                        "description": None,
+                    }
                 )
             settings = settings.model_copy(update={"models": (base,)})
         serve(settings, on_ready=lambda url: typer.echo(banner(url, settings)))
@@ -320,6 +327,7 @@ def keys_create(
         expires_at = _moment(expires, "--expires", future=True) if expires else None
         db = _store(config, store)
         allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
+        _warn_unserved(allowed, config)
         secret, record = create_key(
             db, tenant, name=name, rpm=rpm, tpm=tpm, max_concurrent=max_concurrent,
             monthly_tokens=monthly_tokens, models=allowed, expires_at=expires_at,
@@ -352,13 +360,14 @@ def keys_list(
     if as_json:
         typer.echo(orjson.dumps([r.to_dict() for r in records]).decode())
         return
+    typer.echo(f"{'PREFIX':15}  {'TENANT':20} {'STATE':8} MODELS  LIMITS")
     for r in records:
         state = "revoked" if r.revoked_at else "active"
         pairs = (("rpm", r.rpm), ("tpm", r.tpm), ("concurrent", r.max_concurrent),
                  ("monthly", r.monthly_tokens))  # fmt: skip
         limits = " ".join(f"{k}={v}" for k, v in pairs if v)
         models = ",".join(r.models) if r.models else "all models"
-        typer.echo(f"{r.prefix}  {r.tenant:20} {state:8} {models}  {limits}")
+        typer.echo(f"{r.prefix}  {r.tenant:20} {state:8} {models}  {limits or '-'}")
 
 
 @keys_app.command("show")
@@ -376,7 +385,50 @@ def keys_show(
             raise UsageError(f"no key with prefix '{prefix}'")
     except LlmhostError as exc:
         raise fail(exc) from None
-    typer.echo(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    shown = record.to_dict()
+    for field in ("created_at", "expires_at", "revoked_at"):
+        if shown[field] is not None:
+            shown[field] = _iso(shown[field])
+    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+def _require_gguf(model: str) -> None:
+    """A local --model must be a GGUF file (llama-server crash-loops on anything else)."""
+    if model.startswith("hf://"):
+        return
+    path = Path(model).expanduser()
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise UsageError(f"--model {model}: {exc.strerror}") from None
+    if magic != b"GGUF":
+        raise UsageError(f"--model {model}: not a GGUF file (llama.cpp serves GGUF weights)")
+
+
+def _warn_unserved(models: list[str] | None, config: Path | None) -> None:
+    """Say (on stderr) which of a key's models the configuration does not serve: a typo there
+    would otherwise make a key that can use nothing."""
+    from llmhost.config import load_config
+
+    if not models:
+        return
+    served = load_config(config)
+    names = {n for m in served.models for n in (m.name, *m.aliases)} | set(served.tiers)
+    unknown = [m for m in models if m not in names]
+    if unknown:
+        typer.echo(
+            f"warning: {', '.join(unknown)} not served by this configuration "
+            f"(served: {', '.join(sorted(names))}); the key is made as asked",
+            err=True,
+        )
+
+
+def _iso(moment: float) -> str:
+    """A Unix time as ISO 8601 in UTC, to the second."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
 
 
 @keys_app.command("revoke")

@@ -211,6 +211,9 @@ class ModelConfig(_Strict):
 
     name: str = Field(min_length=1, description="The name clients ask for.")
     aliases: tuple[str, ...] = Field((), description="Other names for the same model.")
+    description: str | None = Field(
+        None, description="What the model is, for clients (/v1/models) and the banner."
+    )
     engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = Field(
         "llamacpp", description="The engine kind: its health, launch and load metrics."
     )
@@ -369,6 +372,10 @@ def embedded_model(replicas: int = 1) -> ModelConfig:
     return ModelConfig(
         name=EMBEDDED_MODEL,
         aliases=("default",),
+        description=(
+            "Gemma 3 270M, a pretrained base model: it continues text rather than following "
+            "instructions and rarely stops by itself; set max_tokens"
+        ),
         weights=EMBEDDED,
         replicas=replicas,
         chat_template="gemma",

@@ -102,6 +102,7 @@ class Gateway:
                 "created": self.created,
                 "owned_by": "llmhost",
                 "aliases": list(route.config.aliases),
+                **({"description": route.config.description} if route.config.description else {}),
                 "engine": route.config.engine,
                 "ready_replicas": len(route.replica_set.ready()),
             }

@@ -17,6 +17,7 @@ import logging
 import logging.handlers
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -396,6 +397,7 @@ def banner(url: str, config: Config) -> str:
         f"llmhost is serving {', '.join(m.name for m in config.models)} on {url}"
         "  (Ctrl-C stops everything)",
     ]
+    lines += [f"  {m.name}: {m.description}" for m in config.models if m.description]
     if open_access:
         lines += ["", "  *** OPEN ACCESS: no API key is required (auth: open, loopback only) ***"]
     else:
@@ -409,7 +411,7 @@ def banner(url: str, config: Config) -> str:
         f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json'{bearer} \\",
         f'    -d \'{{"model": "{name}", "max_tokens": 64, "messages": {hello}}}\'',
         "",
-        f"  python -c 'import os; from openai import OpenAI; "
+        f"  {sys.executable} -c 'import os; from openai import OpenAI; "
         f'c = OpenAI(base_url="{url}/v1", api_key={api_key}); \\',
         f'print(c.chat.completions.create(model="{name}", max_tokens=64, \\',
         f"messages={hello}).choices[0].message.content)'",

@@ -49,10 +49,12 @@ def cases(tmp: Path, port: int) -> list[tuple[str, list[str]]]:
         ),
         ("unreachable bench URL", ["bench", "http://127.0.0.1:9", "--requests", "1"]),
         ("port in use", ["up", "--port", str(port), "--open", "--config", str(tmp / "none.yaml")]),
+        ("up --model not a GGUF", ["up", "--model", str(existing)]),
+        ("up --model missing", ["up", "--model", str(tmp / "nope.gguf")]),
     ]
 
 
-@pytest.mark.parametrize("index", range(15))
+@pytest.mark.parametrize("index", range(17))
 def test_a_mistake_is_one_line_and_exit_2(index: int, tmp_path: Path, busy_port: int) -> None:
     name, args = cases(tmp_path, busy_port)[index]
     if name == "port in use":

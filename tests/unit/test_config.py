@@ -105,3 +105,13 @@ def test_the_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "llmhost.yaml"
     config = load_config(example, environ={})
     assert config.models[0].replicas == 2 and config.models[0].weights == "embedded"
+
+
+def test_the_embedded_model_says_it_is_a_base_model() -> None:
+    from llmhost.config import Config, embedded_model
+    from llmhost.gateway.server import banner
+
+    model = embedded_model()
+    assert model.description and "base model" in model.description
+    text = banner("http://127.0.0.1:8000", Config(models=(model,)))
+    assert "base model" in text and "max_tokens" in text
