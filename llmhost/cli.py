@@ -629,6 +629,23 @@ def render(
         raise fail(exc) from None
     for path in written:
         typer.echo(f"wrote {path}")
+    if not compose:
+        ns = options.namespace
+        typer.echo(
+            "\nnext:\n"
+            f"  kubectl create namespace {ns}  # if it does not exist yet\n"
+            f"  kubectl -n {ns} create secret generic hf-token --from-literal=token=$HF_TOKEN"
+            "  # gated weights\n"
+            f"  kubectl -n {ns} create secret generic llmhost-admin "
+            "--from-literal=key=$(openssl rand -hex 24)\n"
+            f"  llmhost apply {out} --check  # the cluster's prerequisites\n"
+            f"  llmhost apply {out}"
+        )
+        if options.gateway_image == RenderOptions().gateway_image:
+            typer.echo(
+                "  (the gateway image is the default one: build and push yours with the "
+                "Dockerfile and pass --gateway-image)"
+            )
 
 
 def _pairs(values: list[str] | None, option: str) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ object kind plus a kustomization.yaml listing them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections import defaultdict
@@ -42,7 +43,10 @@ def engines_for(plans: list[Plan], options: RenderOptions) -> list[EngineDeploym
     if not plans:
         raise DeployError("nothing to render: give at least one plan")
     if options.provider is not None and options.provider not in FLAVOURS:
-        raise UnknownChoiceError("provider", options.provider, FLAVOURS)
+        known = cluster_catalog().providers  # plan providers name their flavour: gcp -> gke
+        if options.provider not in known:
+            raise UnknownChoiceError("provider", options.provider, (*FLAVOURS, *known))
+        options = dataclasses.replace(options, provider=known[options.provider])
     engines = [from_plan(p, options) for p in plans]
     names = [e.name for e in engines]
     if len(set(names)) != len(names):

@@ -25,7 +25,7 @@ from llmhost.deploy.kubernetes import render, write_kustomize
 from llmhost.deploy.model import from_plan
 from llmhost.deploy.options import RenderOptions
 from llmhost.engines import adapter
-from llmhost.errors import UnknownChoiceError
+from llmhost.errors import UnknownChoiceError, UsageError
 from tests.deploy.cases import CASES, GOLDEN, Case
 
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -430,3 +430,12 @@ def test_ollama_is_an_alternative_engine() -> None:
     assert ("PodMonitor", "llmhost-engines") not in by_name  # Ollama exports no metrics
     with pytest.raises(DeployError, match="needs --weights ollama://"):
         render([CASES[2].plan], RenderOptions(engine="ollama"))
+
+
+def test_a_plan_provider_names_its_flavour_for_render() -> None:
+    case = CASES[0]
+    as_gke = render([case.plan], dataclasses.replace(case.options, provider="gke"))
+    as_gcp = render([case.plan], dataclasses.replace(case.options, provider="gcp"))
+    assert as_gcp == as_gke
+    with pytest.raises(UsageError, match="unknown provider 'nowhere'"):
+        render([case.plan], dataclasses.replace(case.options, provider="nowhere"))
