@@ -772,11 +772,26 @@ def doctor(
         Path | None,
         typer.Option("--cluster", help="A rendered directory: does the cluster have its needs?"),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Check what serving needs: with --cluster, the Kubernetes prerequisites of a render."""
-    if cluster is None:
-        raise fail(UsageError("give --cluster DIRECTORY (a directory written by `llmhost render`)"))
-    _check_cluster(cluster)
+    """Check what serving needs here (Python, compiler, cmake, the engine, the port, Redis and
+    PostgreSQL, a kubeconfig); with --cluster, the Kubernetes prerequisites of a render."""
+    if cluster is not None:
+        _check_cluster(cluster)
+        return
+    from llmhost.config import load_config
+    from llmhost.doctor import checks
+
+    try:
+        found = checks(load_config(config))
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    for item in found:
+        typer.echo(f"{'ok' if item.ok else 'MISSING':8} {item.what}: {item.detail}")
+        if not item.ok and item.fix:
+            typer.echo(f"{'':8} fix: {item.fix}")
+    if not all(item.ok for item in found if item.what != "kubeconfig"):
+        raise typer.Exit(1)
 
 
 def _check_cluster(directory: Path) -> None:

@@ -68,3 +68,21 @@ def test_a_mistake_is_one_line_and_exit_2(index: int, tmp_path: Path, busy_port:
     assert done.returncode == 2, (name, done.returncode, done.stderr[-2000:])
     assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
+
+
+def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path: Path, busy_port: int) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"server: {{port: {busy_port}, redis_url: 'redis://127.0.0.1:9/0'}}\n"
+        "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhost", "doctor", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert f"MISSING  port {busy_port}" in done.stdout and "pick another --port" not in done.stdout
+    assert "MISSING  redis: 127.0.0.1:9" in done.stdout and "fix: start redis" in done.stdout
+    assert "ok       python" in done.stdout
