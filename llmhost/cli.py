@@ -989,8 +989,11 @@ def bench(
         slo = Slo(slo_ttft, slo_tpot, slo_latency)
         hardware = _bench_hardware(plan_file, gpu, gpu_count, price, spot, provider,
                                    catalog_model, engine, quant)  # fmt: skip
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"'{url}': give the endpoint's URL with http:// or https://")
         base = url.rstrip("/")
         base = base if base.endswith("/v1") else base + "/v1"
+        _bench_preflight(base, model, api_key)
 
         async def run() -> list[Level]:
             async with Endpoint(base, model, api_key, force_length, timeout) as endpoint:
@@ -1016,6 +1019,11 @@ def bench(
         raise fail(exc) from None
     terminal = Console()
     print_summary(levels, cost, terminal if terminal.is_terminal else Console(width=200))
+    if not any(level.summary["succeeded"] for level in levels):
+        errors = {k: v for level in levels for k, v in level.summary["errors"].items()}
+        what = ", ".join(f"{k} x{v}" for k, v in errors.items()) or "no answer"
+        typer.echo(f"error: every request failed ({what})", err=True)
+        raise typer.Exit(1)
     if out is not None:
         meta = {
             "url": base,
@@ -1031,6 +1039,38 @@ def bench(
         }
         for path in write(out, levels, meta, cost):
             typer.echo(f"wrote {path}")
+
+
+def _bench_preflight(base: str, model: str, api_key: str | None) -> None:
+    """Before a run: the endpoint answers, and serves `model`, else one line saying so (a run
+    of nothing but connection errors is no measurement)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(base + "/models")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            listed = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            body = exc.read().decode(errors="replace")[:200]
+            raise UsageError(f"{base}: {exc.code} for /models: {body}") from None
+        return  # some servers have no /models; the run will tell
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(f"cannot reach {base}: {reason}") from None
+    names = {str(m.get("id")) for m in listed.get("data", []) if isinstance(m, dict)}
+    aliases = {
+        a for m in listed.get("data", []) if isinstance(m, dict) for a in m.get("aliases") or []
+    }
+    if names and model not in names | aliases:  # a warning: some servers take any name
+        typer.echo(
+            f"warning: {base} lists no model '{model}'; it lists {', '.join(sorted(names))}",
+            err=True,
+        )
 
 
 def _bench_hardware(

@@ -86,3 +86,38 @@ def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path: Path, busy_por
     assert f"MISSING  port {busy_port}" in done.stdout and "pick another --port" not in done.stdout
     assert "MISSING  redis: 127.0.0.1:9" in done.stdout and "fix: start redis" in done.stdout
     assert "ok       python" in done.stdout
+
+
+def test_bench_warns_of_an_unlisted_model_and_fails_when_nothing_succeeds(
+    tmp_path: Path,
+) -> None:
+    from tests.support.harness import served_in_thread
+    from tests.support.standin import StandIn
+
+    with served_in_thread(StandIn().app()) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "llmhost", "bench", url, "--model", "nope", "--requests", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0  # the stand-in answers any name
+    assert "lists no model 'nope'; it lists standin" in done.stderr
+    with served_in_thread(StandIn(fail_status=500).app()) as url:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "llmhost",
+                "bench",
+                url,
+                "--model",
+                "standin",
+                "--requests",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and "every request failed" in done.stderr
