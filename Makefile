@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: up test engine promtool checkov plan-demo bench clean
+.PHONY: up test engine promtool chromium checkov plan-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ promtool:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } \
 		|| echo "promtool missing and not root: the alert tests will be skipped"
 
+## chromium: Debian's headless browser and its WebDriver for the console's browser tests, as root
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+		{ [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends chromium chromium-driver; } \
+		|| echo "chromium missing and not root: the console's browser tests will be skipped"
+
 ## checkov: the Kubernetes policy checker for the render tests, in its own venv (its pins clash)
 CHECKOV := $(HOME)/.cache/llmhost/checkov
 checkov: $(CHECKOV)/bin/checkov
@@ -45,7 +52,7 @@ $(CHECKOV)/bin/checkov:
 	$(CHECKOV)/bin/pip install -q checkov==3.3.30
 
 ## test: lint, type-check and run every test
-test: engine promtool checkov
+test: engine promtool chromium checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy llmhost

@@ -113,6 +113,13 @@ class ServerConfig(_Strict):
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_key_env: str | None = None
     metrics_tenant_labels: bool = False
+    # The web console at /ui (admin principals only). None: on when listening on loopback
+    # (`llmhost up`), off elsewhere (cluster renders set it only with `--console`).
+    console: bool | None = None
+
+    def console_on(self) -> bool:
+        """Whether the gateway serves the web console at /ui."""
+        return self.host in LOOPBACK if self.console is None else self.console
 
     def metrics_key(self) -> str | None:
         """The token /metrics requires, if one is configured and set."""
