@@ -550,4 +550,4 @@ def _number(value: float | int | None) -> str:
         return ""
     if isinstance(value, int):
         return f"{value:,}"
-    return f"{value:,.4f}"
+    return f"{value:,.6f}" if abs(value) < 0.01 else f"{value:,.4f}"

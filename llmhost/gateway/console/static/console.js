@@ -19,7 +19,8 @@ function node(tag, attrs, text) {
 }
 
 function formatted(value, unit) {
-  const n = unit === "$" ? value.toFixed(value < 1 ? 4 : 2) : Math.round(value).toLocaleString("en");
+  const money = value >= 1 ? value.toFixed(2) : value > 0 ? value.toPrecision(3) : "0";
+  const n = unit === "$" ? money : Math.round(value).toLocaleString("en");
   return unit === "$" ? "$" + n : n + (unit ? " " + unit : "");
 }
 
