@@ -109,10 +109,8 @@ def test_login_then_the_overview_follows_a_killed_replica_without_a_reload(
     polled = int(wait_for(browser, "document.getElementById('overview').dataset.polled"))
 
     gateway.kill(0)
-    wait_for(
-        browser,
-        f"""document.querySelector('#overview tr[data-model="{MODEL}"] [data-field="ready"]').textContent === "1" """,
-    )
+    ready = f"""#overview tr[data-model="{MODEL}"] [data-field="ready"]"""
+    wait_for(browser, f"document.querySelector('{ready}').textContent === '1'")
     gone = int(cell(browser, MODEL, "ejected")) + int(cell(browser, MODEL, "down"))
     assert gone == 1
     assert browser.execute_script("return window.__same_page === true;"), "the page reloaded"
@@ -217,8 +215,16 @@ def test_opening_a_plan_shows_its_candidates_and_recommendation(
     assert_accessible(browser)
     plan = tmp_path / "plan.json"
     written = subprocess.run(
-        [sys.executable, "-m", "llmhost", "plan", "llama-3.1-70b", "--gpu", "h100-80gb,l40s"]
-        + ["--json"],
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "plan",
+            "llama-3.1-70b",
+            "--gpu",
+            "h100-80gb,l40s",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -240,3 +246,22 @@ def test_opening_a_plan_shows_its_candidates_and_recommendation(
     browser.find_element(By.ID, "plan-file").send_keys(str(broken))
     browser.find_element(By.CSS_SELECTOR, "#open-plan button").click()
     assert "schema version 1" in browser.find_element(By.ID, "plan-error").text
+
+    # The accessibility check itself catches what it is there to catch.
+    browser.execute_script(
+        """
+        const field = document.createElement("input");
+        const faint = document.createElement("p");
+        faint.textContent = "faint text";
+        faint.style.color = "#bbbbbb";
+        const hidden = document.createElement("a");
+        hidden.href = "#";
+        hidden.textContent = "unreachable";
+        hidden.style.visibility = "hidden";
+        document.querySelector("main").append(field, faint, hidden);
+        """
+    )
+    problems = "\n".join(accessibility_problems(browser))
+    assert "no label: <input>" in problems
+    assert "contrast" in problems and "faint text" in problems
+    assert "not reachable by Tab: <a" in problems
