@@ -193,7 +193,7 @@ def test_usage_and_savings_appear_after_requests_through_the_gateway(
     assert "This deployment over the same period" in browser.find_element(By.ID, "self-hosted").text
     wait_for(browser, "document.querySelectorAll('#cost-chart svg rect').length >= 2")
     labels = browser.find_element(By.ID, "cost-chart").text
-    assert "this deployment" in labels and f"{MODEL} at together" in labels
+    assert "this deployment" in labels and f"{MODEL}: together/" in labels
     assert_accessible(browser)
     shot(browser, tmp_path, "usage")
 

@@ -15,9 +15,11 @@ from aiohttp.test_utils import TestClient
 
 from llmhost.config import ServerConfig
 from llmhost.gateway.console.sessions import Sessions
+from llmhost.gateway.console.views import RECENT_S
+from llmhost.gateway.keys import create_key
 from llmhost.gateway.roles import AdminPrincipal, create_admin
 from llmhost.gateway.server import Parts
-from tests.support.harness import in_process, model, standin
+from tests.support.harness import in_process, model, settled, standin
 
 ADMIN = "console-http-admin-key-0123456789"
 Client = TestClient[web.Request, web.Application]
@@ -217,3 +219,30 @@ def test_sessions_expire_and_keep_no_secret() -> None:
     now[0] += 61
     assert sessions.get(cookie) is None
     assert sessions.get(None) is None and sessions.get("forged") is None
+
+
+def test_the_overview_shows_the_last_minutes_rates_from_the_request_records() -> None:
+    async def scenario() -> None:
+        async with console() as (client, parts):
+            key = create_key(parts.tenancy.store, "acme")[0]
+            chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"Authorization": f"Bearer {key}"}
+            for extra in ({}, {"x_standin": {"status": 500}}, {}, {"stream": True}):
+                answer = await client.post(
+                    "/v1/chat/completions", json=chat | extra, headers=headers
+                )
+                await answer.read()
+                assert answer.status == (500 if "x_standin" in extra else 200)
+            await settled(parts)
+            records = parts.tenancy.store.audit()
+            assert len(records) == 4
+            output = sum(r.completion_tokens for r in records)
+            assert output >= 2 * 6  # the stand-in's 6 per plain answer, and the stream's
+            await log_in(client)
+            figures = (await (await client.get("/ui/api/overview")).json())["models"][0]
+            assert figures["tokens_per_s"] == round(output / RECENT_S, 3)
+            assert figures["error_rate"] == 0.25
+            assert figures["ttft_p50_ms"] is not None
+            assert figures["ttft_p95_ms"] >= figures["ttft_p50_ms"]
+
+    uvloop.run(scenario())

@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,7 @@ CREATE_KEY = ("POST", "/admin/keys")
 REVOKE_KEY = ("DELETE", "/admin/keys/{prefix}")
 SET_BUDGET = ("PUT", "/admin/tenants/{name}")
 LIMIT_FIELDS = ("rpm", "tpm", "max_concurrent", "monthly_tokens")
+RECENT_EVERY_S = 5.0  # how often the overview's rates are read from the store
 
 
 class Console:
@@ -72,6 +74,7 @@ class Console:
         self.health_view = health
         self.routes = list(routes)
         self.sessions = sessions or Sessions()
+        self._recent: tuple[float, dict[str, dict[str, Any]]] = (-math.inf, {})
         self.secure = server.host not in LOOPBACK
         self.static = Static(HERE / "static")
         self.templates = Environment(
@@ -224,14 +227,26 @@ class Console:
 
     # -- pages -----------------------------------------------------------------------------
 
+    async def _overview(self) -> dict[str, Any]:
+        """The overview's figures; the rates of the last minutes are read from the store at
+        most every RECENT_EVERY_S, however many browsers poll."""
+        now = time.time()
+        if now - self._recent[0] >= RECENT_EVERY_S:
+            try:
+                figures = await asyncio.to_thread(views.recent, self.tenancy.store, now)
+                self._recent = (now, figures)
+            except StoreUnavailable:
+                pass  # replicas and queues still show; the rates wait for the store
+        return views.overview(self.health_view(), self.routes, self._recent[1])
+
     async def overview(self, request: web.Request, session: Session) -> web.StreamResponse:
         """GET /ui/overview: every model's replicas by state, queue and in-flight (live)."""
-        data = views.overview(self.health_view(), self.routes)
+        data = await self._overview()
         return self._render(request, session, "overview.html", data=data)
 
     async def overview_json(self, request: web.Request, session: Session) -> web.StreamResponse:
         """GET /ui/api/overview: what the overview script polls."""
-        return web.json_response(views.overview(self.health_view(), self.routes))
+        return web.json_response(await self._overview())
 
     async def keys(self, request: web.Request, session: Session) -> web.StreamResponse:
         """GET /ui/keys[?tenant=T]: keys (never a secret) and tenants with their budgets."""

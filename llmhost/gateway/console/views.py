@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -14,20 +15,27 @@ from typing import Any
 from llmhost.gateway.limits import month_start
 from llmhost.gateway.routes import Route
 from llmhost.gateway.store import SqlStore, UsageRow
+from llmhost.gateway.store.records import AuditRecord
 from llmhost.gateway.usage import UsageReport, usage_report
 from llmhost.plan.catalog import load_catalog
 
 PERIODS = ("day", "month", "all")
 
 
-def overview(health: dict[str, Any], routes: Sequence[Route]) -> dict[str, Any]:
-    """Per model: replicas by state and queue depth (the gateway's health view), plus requests
-    in flight and whether the model sits at zero replicas waiting to wake."""
+def overview(
+    health: dict[str, Any],
+    routes: Sequence[Route],
+    recent_figures: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Per model: replicas by state and queue depth (the gateway's health view), requests in
+    flight, whether the model sits at zero replicas waiting to wake, and the `recent` rates."""
     models = health.get("models", {})
+    figures = recent_figures or {}
     data = []
     for route in routes:
         view = models.get(route.name, {"replicas": {}, "queued": 0})
         replicas = view["replicas"]
+        rates = figures.get(route.name, {})
         data.append(
             {
                 "model": route.name,
@@ -39,9 +47,44 @@ def overview(health: dict[str, Any], routes: Sequence[Route]) -> dict[str, Any]:
                 "queued": view["queued"],
                 "inflight": sum(r.inflight for r in route.replica_set.replicas),
                 "at_zero": route.config.bounds[0] == 0 and not route.replica_set.replicas,
+                "tokens_per_s": rates.get("tokens_per_s", 0.0),
+                "error_rate": rates.get("error_rate", 0.0),
+                "ttft_p50_ms": rates.get("ttft_p50_ms"),
+                "ttft_p95_ms": rates.get("ttft_p95_ms"),
             }
         )
-    return {"ts": time.time(), "models": data}
+    return {"ts": time.time(), "window_s": RECENT_S, "models": data}
+
+
+RECENT_S = 300.0  # the overview's window for rates and latency
+
+
+def recent(store: SqlStore, now: float, window_s: float = RECENT_S) -> dict[str, dict[str, Any]]:
+    """Per model over the last `window_s`, from the request records: output tokens per second,
+    the share of requests that failed (status 400 and up) and TTFT percentiles in ms (blocking:
+    call it off the event loop)."""
+    by_model: dict[str, list[AuditRecord]] = {}
+    for record in store.audit(now - window_s):
+        by_model.setdefault(record.model, []).append(record)
+    figures = {}
+    for name, records in by_model.items():
+        ttfts = sorted(r.ttft_ms for r in records if r.ttft_ms is not None)
+        figures[name] = {
+            "requests": len(records),
+            "tokens_per_s": round(sum(r.completion_tokens for r in records) / window_s, 3),
+            "error_rate": round(sum(r.status >= 400 for r in records) / len(records), 4),
+            "ttft_p50_ms": _percentile(ttfts, 0.50),
+            "ttft_p95_ms": _percentile(ttfts, 0.95),
+        }
+    return figures
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    """The nearest-rank percentile of sorted values (None when there are none)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q * len(ordered)))
+    return round(ordered[rank - 1], 1)
 
 
 def period_start(period: str, now: float | None = None) -> float:

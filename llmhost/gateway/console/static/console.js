@@ -19,7 +19,7 @@ function node(tag, attrs, text) {
 }
 
 function formatted(value, unit) {
-  const money = value >= 1 ? value.toFixed(2) : value > 0 ? value.toPrecision(3) : "0";
+  const money = value >= 1 ? value.toFixed(2) : String(Number(value.toPrecision(3)));
   const n = unit === "$" ? money : Math.round(value).toLocaleString("en");
   return unit === "$" ? "$" + n : n + (unit ? " " + unit : "");
 }
@@ -34,7 +34,7 @@ function bars(container, items, unit) {
     container.append(p);
     return;
   }
-  const labelW = 300, barW = 520, rowH = 24, width = labelW + barW + 120;
+  const labelW = 440, barW = 480, rowH = 24, width = labelW + barW + 120;
   const max = Math.max(...items.map((d) => d.value), 1e-12);
   const svg = node("svg", { viewBox: `0 0 ${width} ${items.length * rowH + 8}`, width });
   items.forEach((d, i) => {
@@ -65,7 +65,7 @@ function usageCharts(data) {
   if (cost) {
     const items = [];
     for (const [model, costs] of Object.entries(data.hosted_cost_usd)) {
-      for (const c of costs) items.push({ label: `${model} at ${c.provider}`, value: c.usd, series: 1 });
+      for (const c of costs) items.push({ label: `${model}: ${c.provider}/${c.api_model}`, value: c.usd, series: 1 });
     }
     if (data.self_hosted_usd !== null) {
       items.push({ label: "this deployment", value: data.self_hosted_usd, series: 2 });
@@ -94,7 +94,16 @@ function pollOverview() {
   const table = document.getElementById("overview");
   if (!table) return;
   const body = table.tBodies[0];
-  const fields = ["ready", "starting", "ejected", "draining", "down", "queued", "inflight", "at_zero"];
+  const fields = ["ready", "starting", "ejected", "draining", "down", "queued", "inflight",
+    "at_zero", "tokens_per_s", "error_rate", "ttft"];
+  const dash = (v) => (v === null || v === undefined ? "–" : String(v));
+  const shown = (m, f) => {
+    if (f === "at_zero") return m.at_zero ? "yes" : "no";
+    if (f === "tokens_per_s") return m.tokens_per_s.toFixed(1);
+    if (f === "error_rate") return (100 * m.error_rate).toFixed(1) + "%";
+    if (f === "ttft") return `${dash(m.ttft_p50_ms)} / ${dash(m.ttft_p95_ms)}`;
+    return String(m[f]);
+  };
   async function tick() {
     try {
       const r = await fetch(table.dataset.poll, { credentials: "same-origin" });
@@ -114,7 +123,7 @@ function pollOverview() {
         }
         for (const f of fields) {
           const cell = row.querySelector(`[data-field="${f}"]`);
-          const text = f === "at_zero" ? (m[f] ? "yes" : "no") : String(m[f]);
+          const text = shown(m, f);
           if (cell.textContent !== text) cell.textContent = text;
         }
       }
