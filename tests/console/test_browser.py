@@ -207,7 +207,7 @@ def test_usage_and_savings_appear_after_requests_through_the_gateway(
     assert requests.get(gateway.url + "/ui/usage.csv", timeout=5).status_code == 401
 
 
-def test_opening_a_plan_shows_its_candidates_and_recommendation(
+def test_opening_a_plan_and_a_bench_result_shows_their_tables_and_charts(
     browser: WebDriver, gateway: Live, tmp_path: Path
 ) -> None:
     log_in(browser, gateway.url)
@@ -246,6 +246,32 @@ def test_opening_a_plan_shows_its_candidates_and_recommendation(
     browser.find_element(By.ID, "plan-file").send_keys(str(broken))
     browser.find_element(By.CSS_SELECTOR, "#open-plan button").click()
     assert "schema version 1" in browser.find_element(By.ID, "plan-error").text
+
+    # A bench result of this very gateway, written by `llmhost bench --out`.
+    out = tmp_path / "bench"
+    key = new_key(gateway.tmp_path, "bench")
+    command = [sys.executable, "-m", "llmhost", "bench", gateway.url, "--model", MODEL]
+    command += ["--api-key", key, "--sweep", "concurrency", "--max-concurrency", "2"]
+    command += ["--requests", "4", "--out", str(out)]
+    subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    browser.find_element(By.ID, "plan-file").send_keys(str(out / "results.json"))
+    browser.find_element(By.CSS_SELECTOR, "#open-plan button").click()
+    assert MODEL in browser.find_element(By.ID, "bench-title").text
+    sweep = browser.find_elements(By.CSS_SELECTOR, "#sweep tbody tr")
+    assert [r.find_element(By.TAG_NAME, "td").text for r in sweep] == [
+        "concurrency 1",
+        "concurrency 2",
+    ]
+    assert [c.text for c in sweep[0].find_elements(By.TAG_NAME, "td")][1] == "4"  # all ok
+    wait_for(browser, "document.querySelectorAll('#bench-throughput svg rect').length === 2")
+    wait_for(browser, "document.querySelectorAll('#bench-ttft svg rect').length === 2")
+    assert_accessible(browser)
+    shot(browser, tmp_path, "bench")
 
     # The accessibility check itself catches what it is there to catch.
     browser.execute_script(

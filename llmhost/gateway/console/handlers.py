@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from llmhost.config import LOOPBACK, ServerConfig
-from llmhost.errors import LlmhostError
+from llmhost.errors import LlmhostError, UsageError
 from llmhost.gateway.admin import BudgetChange
 from llmhost.gateway.console import views
 from llmhost.gateway.console.security import clear_cookie, harden, set_cookie
@@ -49,7 +49,7 @@ NAV: tuple[tuple[str, str, tuple[str, str]], ...] = (
     ("keys", "Keys and tenants", ("GET", "/admin/keys")),
     ("usage", "Usage and savings", ("GET", "/admin/usage")),
     ("audit", "Audit", ("GET", "/admin/audit")),
-    ("plans", "Plans", ("GET", "/admin/health")),
+    ("plans", "Plans and benchmarks", ("GET", "/admin/health")),
 )
 CREATE_KEY = ("POST", "/admin/keys")
 REVOKE_KEY = ("DELETE", "/admin/keys/{prefix}")
@@ -390,28 +390,35 @@ class Console:
         )
 
     async def plans(self, request: web.Request, session: Session) -> web.StreamResponse:
-        """GET /ui/plans: open a plan file (`llmhost plan --json`)."""
-        return self._render(request, session, "plans.html", plan=None, error=None)
+        """GET /ui/plans: open a plan file or a bench result."""
+        return self._render(request, session, "plans.html", plan=None, bench=None, error=None)
 
     async def open_plan(self, request: web.Request, session: Session) -> web.StreamResponse:
-        """POST /ui/plans with a plan file: its candidates, recommendation and cost chart,
-        read by `Plan.from_json` like `llmhost render` reads it."""
+        """POST /ui/plans with a file: a plan (`llmhost plan --json`, read by `Plan.from_json`
+        like `llmhost render` reads it: candidates, recommendation, a cost chart) or a bench
+        result (`llmhost bench --out`'s results.json: the sweep table and its charts)."""
         form = await request.post()
         upload = form.get("plan")
         plan: Plan | None = None
+        bench: views.BenchView | None = None
         error = None
         if not isinstance(upload, web.FileField):
-            error = "Choose a plan file (the output of llmhost plan --json)."
+            error = "Choose a plan or bench result file."
         else:
             raw = upload.file.read(MAX_UPLOAD_BYTES + 1)
+            name = upload.filename
             try:
                 if len(raw) > MAX_UPLOAD_BYTES:
-                    raise ValueError("the file is over 16 MiB")
-                plan = Plan.from_json(raw.decode("utf-8"))
+                    raise UsageError(f"{name} is over 16 MiB")
+                data = json.loads(raw.decode("utf-8"))
+                if isinstance(data, dict) and "candidates" in data:
+                    plan = Plan.from_dict(data)
+                else:
+                    bench = views.bench(data, name)
             except LlmhostError as exc:
-                error = f"{upload.filename}: {exc}"
+                error = f"{name}: {exc}" if not str(exc).startswith(name) else str(exc)
             except (ValueError, TypeError, KeyError) as exc:
-                error = f"{upload.filename} is not a plan file: {type(exc).__name__} {exc}"
+                error = f"{name} is not a plan file: {type(exc).__name__} {exc}"
         chart = None
         if plan is not None:
             chart = json.dumps(
@@ -419,15 +426,23 @@ class Console:
                     {
                         "label": f"{c.gpu} x{c.gpu_count} {c.quantization}",
                         "value": c.monthly_cost_usd,
-                        "fits": c.fits,
                     }
                     for c in plan.candidates
                     if c.fits and c.monthly_cost_usd is not None
                 ][:40]
             )
+        if bench is not None:
+            chart = json.dumps(bench.levels)
         status = 400 if error else 200
         return self._render(
-            request, session, "plans.html", status=status, plan=plan, error=error, chart=chart
+            request,
+            session,
+            "plans.html",
+            status=status,
+            plan=plan,
+            bench=bench,
+            error=error,
+            chart=chart,
         )
 
     # -- helpers ---------------------------------------------------------------------------

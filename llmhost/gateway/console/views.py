@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from llmhost.errors import UsageError
 from llmhost.gateway.limits import month_start
 from llmhost.gateway.routes import Route
 from llmhost.gateway.store import SqlStore, UsageRow
@@ -227,3 +228,75 @@ def audit(store: SqlStore, f: AuditFilter, limit: int = 500) -> list[dict[str, A
         rows = [row for row in rows if row["ts"] <= until]
     rows.sort(key=lambda row: row["ts"], reverse=True)
     return rows[:limit]
+
+
+@dataclass(frozen=True)
+class BenchView:
+    """A `llmhost bench --out` results.json: what was measured, the sweep table (the columns
+    `llmhost bench` prints) and the per-level figures the charts draw."""
+
+    title: str
+    meta: dict[str, Any]
+    columns: tuple[str, ...]
+    rows: list[list[str]]
+    levels: list[dict[str, Any]]  # {load, output_tokens_per_s, ttft_p50_ms, ttft_p99_ms}
+    cost: list[str]
+
+
+def bench(data: Any, source: str) -> BenchView:
+    """The bench view of a results document, or a UsageError saying why it is not one."""
+    from llmhost.bench.report import COLUMNS
+
+    if not isinstance(data, dict) or not isinstance(data.get("levels"), list):
+        raise UsageError(f"{source} is neither a plan nor a `llmhost bench --out` results.json")
+    meta = data.get("meta") or {}
+    rows: list[list[str]] = []
+    levels: list[dict[str, Any]] = []
+    try:
+        for level in data["levels"]:
+            s = level["summary"]
+            errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+            rows.append(
+                [
+                    str(level["load"]),
+                    str(s["succeeded"]),
+                    errors,
+                    f"{s['request_throughput']:.2f}",
+                    f"{s['output_token_throughput']:.1f}",
+                    f"{s['total_token_throughput']:.1f}",
+                    f"{s['goodput']:.2f}",
+                    _ms(s["ttft_s"], "median"),
+                    _ms(s["ttft_s"], "p99"),
+                    _ms(s["tpot_s"], "median"),
+                    _ms(s["tpot_s"], "p99"),
+                    _ms(s["itl_s"], "median"),
+                    _ms(s["latency_s"], "median"),
+                    _ms(s["latency_s"], "p99"),
+                ]
+            )
+            ttft = s["ttft_s"] or {}
+            levels.append(
+                {
+                    "load": str(level["load"]),
+                    "output_tokens_per_s": float(s["output_token_throughput"]),
+                    "ttft_p50_ms": 1000 * float(ttft.get("median") or 0.0),
+                    "ttft_p99_ms": 1000 * float(ttft.get("p99") or 0.0),
+                }
+            )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{source}: a load level lacks its summary ({exc})") from None
+    cost = data.get("cost")
+    lines: list[str] = []
+    if isinstance(cost, dict):
+        from llmhost.bench.report import cost_lines
+
+        try:
+            lines = cost_lines(cost)
+        except (KeyError, TypeError, ValueError):
+            lines = []
+    title = f"{meta.get('model', 'a model')} at {meta.get('url', 'an endpoint')}"
+    return BenchView(title, meta, COLUMNS, rows, levels, lines)
+
+
+def _ms(stats: dict[str, float] | None, key: str) -> str:
+    return f"{stats[key] * 1000:.1f}" if stats else "-"

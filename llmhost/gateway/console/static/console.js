@@ -90,6 +90,14 @@ function planChart() {
   bars(el, items, "$");
 }
 
+function benchCharts() {
+  for (const el of document.querySelectorAll("[data-levels]")) {
+    const field = el.dataset.field;
+    const items = JSON.parse(el.dataset.levels).map((d) => ({ label: d.load, value: d[field] }));
+    bars(el, items, el.dataset.unit);
+  }
+}
+
 function pollOverview() {
   const table = document.getElementById("overview");
   if (!table) return;
@@ -141,4 +149,5 @@ document.addEventListener("DOMContentLoaded", () => {
   pollOverview();
   loadUsage();
   planChart();
+  benchCharts();
 });
