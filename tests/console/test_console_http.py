@@ -3,11 +3,13 @@ every form, and each admin role seeing only what `roles.PERMISSIONS` gives it.""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 import uvloop
 from aiohttp import ClientResponse, web
@@ -244,5 +246,54 @@ def test_the_overview_shows_the_last_minutes_rates_from_the_request_records() ->
             assert figures["error_rate"] == 0.25
             assert figures["ttft_p50_ms"] is not None
             assert figures["ttft_p95_ms"] >= figures["ttft_p50_ms"]
+
+    uvloop.run(scenario())
+
+
+def bench_result(padding: int) -> bytes:
+    """A results document as `llmhost bench --out` writes it, its request list `padding`
+    bytes long (a real run keeps every request)."""
+    stats = {"median": 0.01, "p99": 0.02}
+    summary = {
+        "succeeded": 3,
+        "errors": {},
+        "request_throughput": 2.0,
+        "output_token_throughput": 120.0,
+        "total_token_throughput": 600.0,
+        "goodput": 2.0,
+        "ttft_s": stats,
+        "tpot_s": stats,
+        "itl_s": stats,
+        "latency_s": stats,
+    }
+    level = {"load": "concurrency 1", "concurrency": 1, "summary": summary}
+    level["requests"] = [{"pad": "x" * padding}]
+    return json.dumps({"meta": {"model": "m", "url": "http://x/v1"}, "levels": [level]}).encode()
+
+
+def upload(csrf: str | None, content: bytes) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    if csrf is not None:
+        form.add_field("csrf", csrf)
+    form.add_field("plan", content, filename="results.json", content_type="application/json")
+    return form
+
+
+def test_a_bench_result_over_the_body_limit_opens_but_only_with_the_token() -> None:
+    async def scenario() -> None:
+        async with console() as (client, _):
+            await log_in(client)
+            csrf = csrf_of(await (await client.get("/ui/plans")).text())
+            big = bench_result(2 * 1024 * 1024)  # over the 1 MiB request body limit
+            page = await client.post("/ui/plans", data=upload(csrf, big))
+            html = await page.text()
+            assert page.status == 200 and 'id="sweep"' in html and "concurrency 1" in html
+            assert (await client.post("/ui/plans", data=upload(None, big))).status == 403
+            wrong = await client.post("/ui/plans", data=upload("forged", bench_result(10)))
+            assert wrong.status == 403
+            huge = await client.post("/ui/plans", data=upload(csrf, bench_result(17 << 20)))
+            assert huge.status == 400 and "over 16 MiB" in await huge.text()
+            junk = await client.post("/ui/plans", data=upload(csrf, b'{"levels": [{}]}'))
+            assert junk.status == 400 and "lacks its summary" in await junk.text()
 
     uvloop.run(scenario())

@@ -10,21 +10,23 @@ request path: the console only reads what the gateway, the store and the catalog
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from llmhost.config import LOOPBACK, ServerConfig
-from llmhost.errors import LlmhostError, UsageError
+from llmhost.errors import LlmhostError
 from llmhost.gateway.admin import BudgetChange
 from llmhost.gateway.console import views
 from llmhost.gateway.console.security import clear_cookie, harden, set_cookie
@@ -106,7 +108,7 @@ class Console:
         add("GET", "/ui/usage.csv", self._api(NAV[2][2], self.usage_csv))
         add("GET", "/ui/audit", self._page(NAV[3][2], self.audit))
         add("GET", "/ui/plans", self._page(NAV[4][2], self.plans))
-        add("POST", "/ui/plans", self._form(NAV[4][2], self.open_plan))
+        add("POST", "/ui/plans", self._page(NAV[4][2], self.open_plan))  # CSRF checked inside
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -177,8 +179,6 @@ class Console:
         return harden(self._login_form(request, None))
 
     def _login_form(self, request: web.Request, error: str | None) -> web.Response:
-        import secrets
-
         token = secrets.token_urlsafe(32)
         page = self._render(
             request, None, "login.html", status=401 if error else 200, csrf=token, error=error
@@ -188,8 +188,6 @@ class Console:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         """POST /ui/login with an admin key: a session as that key's principal (its role)."""
-        import hmac
-
         form = await request.post()
         token, key = form.get("csrf"), form.get("key")
         expected = request.cookies.get(LOGIN_COOKIE, "")
@@ -396,20 +394,28 @@ class Console:
     async def open_plan(self, request: web.Request, session: Session) -> web.StreamResponse:
         """POST /ui/plans with a file: a plan (`llmhost plan --json`, read by `Plan.from_json`
         like `llmhost render` reads it: candidates, recommendation, a cost chart) or a bench
-        result (`llmhost bench --out`'s results.json: the sweep table and its charts)."""
-        form = await request.post()
-        upload = form.get("plan")
+        result (`llmhost bench --out`'s results.json: the sweep table and its charts).
+
+        The form is read as a stream (a bench result can be larger than the gateway's request
+        body limit, which a form read in one piece would meet), up to MAX_UPLOAD_BYTES."""
+        try:
+            fields = await _multipart(request, MAX_UPLOAD_BYTES)
+        except ValueError as exc:  # nothing was read into a change: a page saying why
+            return self._render(
+                request, session, "plans.html", 400, plan=None, bench=None, error=str(exc)
+            )
+        token = fields.get("csrf")
+        if not session.csrf_ok(token[1].decode(errors="replace") if token else None):
+            return web.Response(status=403, text="the form's CSRF token is missing or stale")
+        upload = fields.get("plan")
         plan: Plan | None = None
         bench: views.BenchView | None = None
         error = None
-        if not isinstance(upload, web.FileField):
+        if upload is None or not upload[1]:
             error = "Choose a plan or bench result file."
         else:
-            raw = upload.file.read(MAX_UPLOAD_BYTES + 1)
-            name = upload.filename
+            name, raw = upload
             try:
-                if len(raw) > MAX_UPLOAD_BYTES:
-                    raise UsageError(f"{name} is over 16 MiB")
                 data = json.loads(raw.decode("utf-8"))
                 if isinstance(data, dict) and "candidates" in data:
                     plan = Plan.from_dict(data)
@@ -487,6 +493,27 @@ class Console:
                 principal.actor, principal.role, action, target, request.remote, before, after
             )
         )
+
+
+async def _multipart(request: web.Request, limit: int) -> dict[str, tuple[str, bytes]]:
+    """A multipart form's fields, by name: (file name or "", content), at most `limit` bytes
+    in all; a ValueError when it is not a multipart form or is larger."""
+    if not request.content_type.startswith("multipart/"):
+        raise ValueError("expected a multipart form")
+    reader = await request.multipart()
+    fields: dict[str, tuple[str, bytes]] = {}
+    total = 0
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise ValueError("unexpected nested multipart content")
+        chunks = []
+        while chunk := await part.read_chunk(64 * 1024):
+            total += len(chunk)
+            if total > limit:
+                raise ValueError(f"the upload is over {limit // (1024 * 1024)} MiB")
+            chunks.append(chunk)
+        fields[part.name] = (part.filename or "", b"".join(chunks))
+    return fields
 
 
 def _redirect(location: str) -> web.Response:
