@@ -48,7 +48,7 @@ def chromium() -> WebDriver:
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
-def wait_for(driver: WebDriver, script: str, timeout_s: float = 10.0) -> Any:
+def wait_for(driver: WebDriver, script: str, timeout_s: float = 20.0) -> Any:
     """Wait until `script` (a JS expression) is truthy in the page; its value."""
     return WebDriverWait(driver, timeout_s, poll_frequency=0.1).until(
         lambda d: d.execute_script(f"return {script};")
