@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: up test engine promtool checkov docs plan-demo bench clean
+.PHONY: up test engine promtool chromium checkov docs plan-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ promtool:
 		{ $(APT_INSTALL) prometheus || { apt-get update -q && $(APT_INSTALL) prometheus; }; }; } \
 		|| echo "promtool missing and not root: the alert tests will be skipped"
 
+## chromium: Debian's headless browser and its WebDriver for the console's browser tests, as root
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+		{ [ "$$(id -u)" = 0 ] && { $(APT_INSTALL) chromium chromium-driver || \
+		{ apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }; }; } \
+		|| echo "chromium missing and not root: the console's browser tests will be skipped"
+
 ## checkov: the Kubernetes policy checker for the render tests, in its own venv (its pins clash)
 CHECKOV := $(HOME)/.cache/llmhost/checkov
 checkov: $(CHECKOV)/bin/checkov
@@ -51,7 +58,7 @@ docs: $(DEPS)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$${TMPDIR:-/tmp}/llmhost-site"
 
 ## test: lint, type-check, build the manual and run every test
-test: engine promtool checkov docs
+test: engine promtool chromium checkov docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy llmhost

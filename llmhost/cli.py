@@ -586,6 +586,9 @@ def render(
     gateway_name: Annotated[
         str, typer.Option(help="With --gateway-api: the Gateway the HTTPRoute attaches to.")
     ] = "inference-gateway",
+    console: Annotated[
+        bool, typer.Option(help="Serve the web console at /ui (admin login; off by default).")
+    ] = False,
 ) -> None:
     """Write Kubernetes manifests (or a Compose file) for one or more plans."""
     from llmhost.deploy.compose import render_compose
@@ -613,7 +616,7 @@ def render(
             monitoring=monitoring, gpu_monitoring=gpu_monitoring,
             dcgm_monitor=dcgm_monitor,  # type: ignore[arg-type]
             dcgm_namespace=dcgm_namespace, network_policies=network_policies,
-            gateway_api=gateway_api, gateway_name=gateway_name,
+            gateway_api=gateway_api, gateway_name=gateway_name, console=console,
         )  # fmt: skip
         if gateway_image:
             options = dataclasses.replace(options, gateway_image=gateway_image)

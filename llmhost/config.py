@@ -170,6 +170,15 @@ class ServerConfig(_Strict):
     access_log: bool = Field(
         True, description="One line per request (never text); llmhost up --quiet turns it off."
     )
+    # The web console at /ui (admin principals only). None: on when listening on loopback
+    # (`llmhost up`), off elsewhere (cluster renders set it only with `--console`).
+    console: bool | None = Field(
+        None, description="The web console at /ui; unset: on only when listening on loopback."
+    )
+
+    def console_on(self) -> bool:
+        """Whether the gateway serves the web console at /ui."""
+        return self.host in LOOPBACK if self.console is None else self.console
 
     def metrics_key(self) -> str | None:
         """The token /metrics requires, if one is configured and set."""

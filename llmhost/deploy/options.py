@@ -49,4 +49,5 @@ class RenderOptions:
     network_policies: bool = True
     gateway_api: bool = False  # InferencePool + HTTPRoute (Gateway API Inference Extension)
     gateway_name: str = "inference-gateway"  # the Gateway the HTTPRoute attaches to
+    console: bool = False  # serve the web console at /ui (off in cluster renders unless asked)
     tls: bool = True  # with ingress_host: a cert-manager Certificate and TLS on the Ingress

@@ -63,6 +63,10 @@ class Gateway:
             app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/openapi.json", self.openapi)
         AdminApi(self.tenancy, self.server.retry_after_s, self.health_view).add_routes(app)
+        if self.server.console_on():  # the web console at /ui: off the request path
+            from llmhost.gateway.console import Console
+
+            Console(self.server, self.tenancy, self.health_view, self.routes).add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self.not_found)
         self._known = {
             r.resource.canonical: r.method  # type: ignore[union-attr]

@@ -72,6 +72,8 @@ def gateway_config(
     }
     if options.scaler == "gateway":  # one replica scales at a time; the others forward demand
         server["scaler_lease"] = SCALER_LEASE
+    if options.console:  # the web console at /ui, behind admin login
+        server["console"] = True
     return {"server": server, "models": models}
 
 
