@@ -73,7 +73,16 @@ def plan(
     min_precision: Annotated[
         str | None, typer.Option(help="Lowest acceptable weight format, e.g. fp8.")
     ] = None,
-    spot: Annotated[bool, typer.Option(help="Allow spot/preemptible GPUs.")] = False,
+    spot: Annotated[
+        bool, typer.Option(help="Allow spot/preemptible and community (interruptible) nodes.")
+    ] = False,
+    price_tier: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Price tier(s) to use: on_demand, spot, community, reserved_1y, reserved_3y "
+            "(default: on_demand; with --spot also spot and community)."
+        ),
+    ] = None,
     active_hours: Annotated[
         float | None, typer.Option(help="Hours/month a replica runs (scale to zero).")
     ] = None,
@@ -145,6 +154,7 @@ def plan(
             concurrency=concurrency,
             kv_cache_dtype=kv_cache_dtype,
             tensor_parallel=tp,
+            price_tiers=_split(price_tier),
         )
     except LlmhostError as exc:
         raise fail(exc) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from llmhost.errors import UsageError
 from llmhost.plan.catalog import EngineProfile, load_catalog
+from llmhost.plan.cost import allowed_tiers
 from llmhost.plan.host import cpu_gpu
 from llmhost.plan.recommend import build_plan
 from llmhost.plan.sources import resolve_model
@@ -41,6 +42,7 @@ def plan_for(
     concurrency: int | None = None,
     kv_cache_dtype: str = "auto",
     tensor_parallel: int | None = None,
+    price_tiers: list[str] | None = None,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
@@ -66,6 +68,7 @@ def plan_for(
         from llmhost.errors import UnknownChoiceError
 
         raise UnknownChoiceError("provider", provider, {p.provider for p in catalog.gpu_prices})
+    tiers = list(allowed_tiers(spot, price_tiers)) if price_tiers else []
     for q in quantizations or []:
         catalog.format(q)
     if min_precision:
@@ -94,5 +97,6 @@ def plan_for(
         concurrency=concurrency,
         kv_cache_dtype=kv_cache_dtype,
         tensor_parallel=tensor_parallel,
+        price_tiers=tiers,
     )
     return build_plan(source, req, catalog, chosen, gpu_count)

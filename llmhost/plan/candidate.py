@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from llmhost.plan import cost
 from llmhost.plan.architecture import ModelSpec
 from llmhost.plan.catalog import GIB, Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan.catalog.price_rows import TIER_LABELS
 from llmhost.plan.sources import ModelSource
-from llmhost.plan.types import Candidate, Requirements
+from llmhost.plan.types import Candidate, NodePrice, Requirements
 
 # Replicas are sized so that peak traffic keeps each one at most this busy.
 SIZING_HEADROOM = 0.8
@@ -71,18 +72,39 @@ def required_rps(req: Requirements) -> float:
 
 def price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec) -> None:
     """Fill the candidate's provider, hourly/monthly cost, $ per 1M tokens and hosted rows."""
-    choice = cost.choose_price(catalog, cand.gpu, req.spot, req.provider)
+    tiers = cost.allowed_tiers(req.spot, req.price_tiers)
+    choice = cost.choose_price(
+        catalog,
+        cand.gpu,
+        req.spot,
+        req.provider,
+        tiers,
+        gpus_per_replica=cand.gpus_per_replica,
+        tp=cand.tensor_parallel,
+        replicas=cand.replicas,
+    )
     if choice is None:
         where = f" from {req.provider}" if req.provider else ""
-        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog")
+        named = ", ".join(TIER_LABELS[t] for t in tiers)
+        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog ({named})")
         return
-    if req.spot and not choice.spot:
-        cand.reasons.append(f"no spot price listed for {cand.gpu}; costed on-demand")
-    costs = cost.deployment_cost(
-        catalog, choice, cand.gpu_count, cand.weights_bytes, req.active_hours
-    )
+    if req.spot and not choice.spot and not req.price_tiers:
+        cand.reasons.append(f"no spot or community price listed for {cand.gpu}; on-demand")
+    costs = cost.deployment_cost(catalog, choice, cand.weights_bytes, req.active_hours)
     cand.provider, cand.spot = choice.provider, choice.spot
     cand.price_per_gpu_hour_usd = choice.per_gpu_hour
+    cand.node_price = NodePrice(
+        provider=choice.provider,
+        tier=choice.tier,
+        instance=choice.instance,
+        gpus_per_node=choice.node_gpus,
+        vcpu=choice.vcpu,
+        ram_gib=choice.ram_gib,
+        node_hourly_usd=choice.node_hourly,
+        nodes=choice.nodes,
+        source=choice.source,
+        as_of=choice.as_of,
+    )
     cand.hourly_cost_usd = round(costs.hourly, 4)
     cand.monthly_cost_usd = round(costs.monthly, 2)
     cand.monthly_cost_24x7_usd = round(costs.monthly_24x7, 2)

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmhost.plan.catalog import GIB
+from llmhost.plan.catalog.price_rows import TIER_LABELS
 from llmhost.plan.types import Candidate, Plan
 
 
@@ -37,6 +38,28 @@ def _row(c: Candidate) -> list[str]:
         f"{c.ttft_s:.2f}" if c.fits else "-",
         _money(c.monthly_cost_usd),
         _money(c.cost_per_million_output_tokens_usd, 3),
+        _priced_on(c),
+    ]
+
+
+def _priced_on(c: Candidate) -> str:
+    """Where a candidate's price comes from: provider, tier and nodes."""
+    n = c.node_price
+    if n is None:
+        return "-"
+    return f"{n.provider} {n.tier}: {n.nodes}x {n.instance}"
+
+
+def price_lines(c: Candidate) -> list[str]:
+    """The node price a candidate is costed at, with its tier, shape, source and date."""
+    n = c.node_price
+    if n is None:
+        return []
+    return [
+        f"{n.nodes} x {n.instance} at {n.provider}, {TIER_LABELS.get(n.tier, n.tier)} tier: "
+        f"${n.node_hourly_usd:,.3f}/node-hour ({n.gpus_per_node} GPU, {n.vcpu} vCPU, "
+        f"{n.ram_gib:g} GiB RAM per node) = ${n.nodes * n.node_hourly_usd:,.2f}/hour",
+        f"price source: {n.source} ({n.as_of})",
     ]
 
 
@@ -55,6 +78,7 @@ HEADERS = [
     "TTFT s",
     "$/month",
     "$/1M out",
+    "priced on",
 ]
 
 
@@ -90,7 +114,7 @@ def print_plan(plan: Plan, console: Console) -> None:
     if plan.recommendation:
         rec = plan.recommendation
         console.print(f"[bold green]Recommendation[/]: {plan.recommendation_reason}")
-        for line in rec.reasons:
+        for line in rec.reasons + price_lines(rec):
             console.print(f"  - {line}")
         if rec.engine_args:
             args = rec.engine_args
@@ -112,6 +136,22 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"[bold red]No recommendation[/]: {plan.recommendation_reason}")
     for line in plan.alternatives:
         console.print(f"  alternative {line}")
+
+
+def _tier(c: Candidate) -> str:
+    if c.node_price is None:
+        return "-"
+    return TIER_LABELS.get(c.node_price.tier, c.node_price.tier)
+
+
+def _nodes(c: Candidate) -> str:
+    n = c.node_price
+    if n is None:
+        return "-"
+    return (
+        f"{n.nodes} x {n.instance} ({n.gpus_per_node} GPU, {n.vcpu} vCPU, {n.ram_gib:g} GiB); "
+        f"source: {n.source} ({n.as_of})"
+    )
 
 
 def plan_markdown(plan: Plan) -> str:
@@ -147,6 +187,7 @@ def plan_markdown(plan: Plan) -> str:
     ]
     if rec:
         mem = rec.memory
+        node_hourly = rec.node_price.node_hourly_usd if rec.node_price else None
         out += [
             plan.recommendation_reason[0].upper() + plan.recommendation_reason[1:] + ".",
             "",
@@ -173,7 +214,10 @@ def plan_markdown(plan: Plan) -> str:
             "",
             "| item | value |",
             "|---|---|",
-            f"| provider | {rec.provider} ({'spot' if rec.spot else 'on-demand'}) |",
+            f"| provider | {rec.provider} |",
+            f"| price tier | {_tier(rec)} |",
+            f"| nodes | {_nodes(rec)} |",
+            f"| $/node-hour | {_money(node_hourly, 3)} |",
             f"| $/GPU-hour | {_money(rec.price_per_gpu_hour_usd, 3)} |",
             f"| $/hour | {_money(rec.hourly_cost_usd, 2)} |",
             f"| control plane $/month | {_money(rec.control_plane_monthly_usd, 2)} |",

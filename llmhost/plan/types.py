@@ -41,6 +41,7 @@ class Requirements:
     concurrency: int | None = None  # evaluate this many concurrent users instead of searching
     kv_cache_dtype: str = "auto"  # auto (the weights' 16-bit type) or fp8
     tensor_parallel: int | None = None  # fix the TP degree instead of searching it
+    price_tiers: list[str] = field(default_factory=list)  # empty: on-demand (+ spot if spot)
 
 
 @dataclass
@@ -116,6 +117,22 @@ class EngineArgs:
 
 
 @dataclass
+class NodePrice:
+    """The node a candidate is priced on: provider, tier, instance and shape, and how many."""
+
+    provider: str
+    tier: str  # on_demand | spot | community | reserved_1y | reserved_3y
+    instance: str
+    gpus_per_node: int
+    vcpu: int
+    ram_gib: float
+    node_hourly_usd: float
+    nodes: int
+    source: str
+    as_of: str
+
+
+@dataclass
 class Candidate:
     """One way to serve the model: GPU type and count, format, engine, speed and cost."""
 
@@ -157,6 +174,7 @@ class Candidate:
     shape: Shape = field(default_factory=Shape)
     engine_args: EngineArgs | None = None
     curve: list[CurvePoint] = field(default_factory=list)
+    node_price: NodePrice | None = None
 
 
 @dataclass
@@ -227,5 +245,6 @@ def _candidate(data: dict[str, Any]) -> Candidate:
             "shape": Shape(**data.get("shape", {})),
             "engine_args": EngineArgs(**args) if args else None,
             "curve": [CurvePoint(**p) for p in data.get("curve", [])],
+            "node_price": NodePrice(**data["node_price"]) if data.get("node_price") else None,
         }
     )
