@@ -13,8 +13,10 @@ import math
 
 from llmhost.errors import UsageError
 from llmhost.plan import memory
+from llmhost.plan.bill import whole_bill
 from llmhost.plan.candidate import SIZING_HEADROOM, Option, empty, gib, price, required_rps
 from llmhost.plan.catalog import Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan.cost import compare_hosted
 from llmhost.plan.search import gpu_candidates, shape_label
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.speed import Hardware, estimate_speed
@@ -42,8 +44,10 @@ ASSUMPTIONS = [
     "vLLM speed: per-layer step model (GEMMs with M-dependent efficiency, attention over held "
     "KV, prefill chunks inside decode steps, all-reduce per link type, pipeline hops, per-step "
     "and per-request CPU costs); llama.cpp: whole-model roofline per step.",
-    "Cost: cheapest listed provider for each GPU (prices.yaml, dated); 730 hours a month; "
-    "control plane and weights volume included.",
+    "Cost: the cheapest listed whole node (GPUs + VM) in the allowed price tiers (prices.yaml, "
+    "dated), whole nodes billed; 730 hours a month; candidates rank by engine nodes, control "
+    "plane and weights volume; the recommendation's whole bill (bill.yaml) adds system nodes, "
+    "ReadWriteMany storage, egress and backups, and break-even uses that bill.",
 ]
 
 
@@ -301,6 +305,10 @@ def build_plan(
                 sorted({c.reasons[-1] for c in fitting})[:3]
             )
         alternatives = []
+    bill = whole_bill(catalog, best, req, required_rps(req)) if best else None
+    if best and bill:  # break-even against the whole bill, not the GPUs alone
+        share = req.prompt_tokens / (req.prompt_tokens + req.output_tokens)
+        best.hosted = compare_hosted(catalog, spec.id, bill.monthly_usd, share, req.tokens_per_day)
     kv_dtype = 1 if req.kv_cache_dtype == "fp8" else catalog.engines["vllm"].kv_dtype_bytes
     default_fmt = catalog.formats[best.quantization] if best else catalog.formats["bf16"]
     return Plan(
@@ -330,4 +338,5 @@ def build_plan(
             "max_context": spec.max_context,
         },
         assumptions=ASSUMPTIONS,
+        bill=bill,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from llmhost.plan.bill import bill_table
 from llmhost.plan.catalog import GIB
 from llmhost.plan.catalog.price_rows import TIER_LABELS
 from llmhost.plan.types import Candidate, Plan
@@ -116,6 +117,10 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"[bold green]Recommendation[/]: {plan.recommendation_reason}")
         for line in rec.reasons + price_lines(rec):
             console.print(f"  - {line}")
+        if plan.bill:
+            console.print(f"  the whole bill: ${plan.bill.monthly_usd:,.2f}/month")
+            for bl in plan.bill.lines:
+                console.print(f"    {bl.item}: ${bl.monthly_usd:,.2f} ({bl.quantity}; {bl.basis})")
         if rec.engine_args:
             args = rec.engine_args
             console.print(
@@ -227,6 +232,20 @@ def plan_markdown(plan: Plan) -> str:
             f"| $ per 1M output tokens at {req.utilization:.0%} utilisation | "
             f"{_money(rec.cost_per_million_output_tokens_usd, 3)} |",
             "",
+        ]
+        if plan.bill:
+            out += [
+                "## The whole bill",
+                "",
+                f"Monthly, at {plan.bill.provider}, engine nodes running "
+                f"{plan.bill.engine_hours_per_month:g} h/month; every other line runs 24/7.",
+                "",
+                *bill_table(plan.bill),
+                "",
+                *[f"- Assumption: {a}" for a in plan.bill.assumptions],
+                "",
+            ]
+        out += [
             "## Hosted APIs and break-even",
             "",
             "| provider | model | same weights | $/1M in | $/1M out | $/day at this traffic |"

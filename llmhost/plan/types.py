@@ -178,6 +178,31 @@ class Candidate:
 
 
 @dataclass
+class BillLine:
+    """One line of the whole bill: what, how many, at what unit price, per month, and why."""
+
+    item: str
+    quantity: str
+    unit_price: str
+    monthly_usd: float
+    tier: str = ""  # the price tier for node lines (on_demand, spot, ...), else ""
+    basis: str = ""  # how the line is computed, or the assumption it rests on
+    source: str = ""
+    as_of: str = ""
+
+
+@dataclass
+class Bill:
+    """The whole monthly bill of the recommendation, line by line, in US dollars."""
+
+    provider: str
+    lines: list[BillLine]
+    monthly_usd: float
+    engine_hours_per_month: float
+    assumptions: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     """The planner's answer for one model and one set of requirements."""
 
@@ -196,6 +221,7 @@ class Plan:
     architecture: dict[str, Any] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    bill: Bill | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -225,6 +251,7 @@ class Plan:
                 "recommendation": _candidate(data["recommendation"])
                 if data.get("recommendation")
                 else None,
+                "bill": _bill(data["bill"]) if data.get("bill") else None,
             }
         )
 
@@ -232,6 +259,10 @@ class Plan:
     def from_json(cls, text: str) -> Plan:
         """Parse a plan saved with `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _bill(data: dict[str, Any]) -> Bill:
+    return Bill(**{**data, "lines": [BillLine(**line) for line in data["lines"]]})
 
 
 def _candidate(data: dict[str, Any]) -> Candidate:

@@ -17,7 +17,15 @@ import yaml
 
 from llmhost.errors import UnknownChoiceError, UsageError
 from llmhost.plan.architecture import ModelSpec
-from llmhost.plan.catalog.price_rows import TIERS, GpuPrice, ProviderFee, validated
+from llmhost.plan.catalog.price_rows import (
+    TIERS,
+    BillAssumptions,
+    GpuPrice,
+    ProviderFee,
+    RwxStorage,
+    SystemNode,
+    validated,
+)
 
 GIB = 1024**3
 MIB = 1024**2
@@ -160,6 +168,41 @@ class HostedApi:
 
 
 @dataclass(frozen=True)
+class BillData:
+    """Prices and assumptions for the bill's lines besides the engine nodes (bill.yaml)."""
+
+    system_nodes: dict[str, SystemNode]
+    rwx_storage: dict[str, RwxStorage]
+    egress_gb: dict[str, ProviderFee]
+    backup_gb_month: dict[str, ProviderFee]
+    assumptions: BillAssumptions
+
+
+def load_bill_data(data: Any, origin: str) -> BillData:
+    """The bill's rows from a mapping, each validated (one clear line per bad row)."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin}: expected a mapping")
+
+    def rows(name: str, cls: type[Any]) -> dict[str, Any]:
+        items = data.get(name) or []
+        if not isinstance(items, list):
+            raise UsageError(f"{origin}: {name} must be a list of rows")
+        return {
+            r.provider: r for r in (validated(cls, x, origin, name, i) for i, x in enumerate(items))
+        }
+
+    if "assumptions" not in data:
+        raise UsageError(f"{origin}: missing the 'assumptions' section")
+    return BillData(
+        system_nodes=rows("system_nodes", SystemNode),
+        rwx_storage=rows("rwx_storage", RwxStorage),
+        egress_gb=rows("egress_gb", ProviderFee),
+        backup_gb_month=rows("backup_gb_month", ProviderFee),
+        assumptions=validated(BillAssumptions, data["assumptions"], origin, "assumptions", 0),
+    )
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Everything the planner reads that is data, not code."""
 
@@ -173,6 +216,7 @@ class Catalog:
     storage_gb_month: dict[str, ProviderFee]
     hosted_apis: tuple[HostedApi, ...]
     node_sizes: tuple[NodeSize, ...] = ()
+    bill: BillData | None = None
 
     def model(self, model_id: str) -> ModelSpec:
         """The catalog model `model_id`, or an error naming the closest ids."""
@@ -374,4 +418,5 @@ def load_catalog() -> Catalog:
         storage_gb_month=storage,
         hosted_apis=tuple(hosted),
         node_sizes=tuple(nodes),
+        bill=load_bill_data(_data("bill.yaml"), "bill.yaml"),
     )

@@ -96,3 +96,36 @@ def validated(cls: type[_Row], row: Any, origin: str, section: str, index: int) 
         what = f" ({row.get('gpu') or row.get('provider')})" if "provider" in row else ""
         got = f", got {err['input']!r}" if "input" in err and err["type"] != "missing" else ""
         raise UsageError(f"{where}{what}: field '{field}': {err['msg']}{got}") from None
+
+
+class SystemNode(_Row):
+    """A provider's general-purpose VM for the system pods (gateway, Redis, Prometheus)."""
+
+    provider: str
+    instance: str = Field(min_length=1)
+    vcpu: int = Field(ge=1)
+    ram_gib: float = Field(gt=0)
+    node_hourly: float = Field(gt=0)
+
+
+class RwxStorage(_Row):
+    """The ReadWriteMany storage class render asks for: $/GB-month and its minimum size."""
+
+    provider: str
+    storage_class: str = Field(min_length=1)
+    price: float = Field(ge=0)
+    minimum_gb: float = Field(ge=0)
+
+
+class BillAssumptions(_Row):
+    """The bill's own assumptions, stated in the report: system sizing, egress, store size."""
+
+    gateway_rps_per_vcpu: float = Field(gt=0)
+    gateway_min_replicas: int = Field(ge=1)
+    gateway_vcpu_per_replica: float = Field(gt=0)
+    redis_vcpu: float = Field(ge=0)
+    prometheus_vcpu: float = Field(ge=0)
+    system_min_nodes: int = Field(ge=1)
+    system_vcpu_usable: float = Field(gt=0, le=1)
+    egress_gb_per_million_output_tokens: float = Field(ge=0)
+    store_gb: float = Field(ge=0)
