@@ -87,6 +87,16 @@ def plan(
         float | None, typer.Option(help="Hours/month a replica runs (scale to zero).")
     ] = None,
     utilization: Annotated[float, typer.Option(help="Busy share for $ per 1M tokens (0-1).")] = 0.5,
+    headroom: Annotated[
+        float, typer.Option(help="Share of each replica kept free at peak (0-1).")
+    ] = 0.3,
+    peak_to_mean: Annotated[float, typer.Option(help="Peak traffic over mean traffic.")] = 2.0,
+    growth: Annotated[
+        float, typer.Option(help="Traffic growth per month as a share, e.g. 0.1 for +10%.")
+    ] = 0.0,
+    horizon: Annotated[
+        int, typer.Option(help="Months ahead to plan the fleet for (with --growth).")
+    ] = 0,
     provider: Annotated[str | None, typer.Option(help="Only this provider's prices.")] = None,
     prices: Annotated[
         Path | None, typer.Option(help="Your own price file (YAML, as prices.yaml).")
@@ -155,6 +165,10 @@ def plan(
             kv_cache_dtype=kv_cache_dtype,
             tensor_parallel=tp,
             price_tiers=_split(price_tier),
+            headroom=headroom,
+            peak_to_mean=peak_to_mean,
+            growth_per_month=growth,
+            horizon_months=horizon,
         )
     except LlmhostError as exc:
         raise fail(exc) from None

@@ -43,6 +43,10 @@ def plan_for(
     kv_cache_dtype: str = "auto",
     tensor_parallel: int | None = None,
     price_tiers: list[str] | None = None,
+    headroom: float = 0.3,
+    peak_to_mean: float = 2.0,
+    growth_per_month: float = 0.0,
+    horizon_months: int = 0,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
@@ -69,6 +73,14 @@ def plan_for(
 
         raise UnknownChoiceError("provider", provider, {p.provider for p in catalog.gpu_prices})
     tiers = list(allowed_tiers(spot, price_tiers)) if price_tiers else []
+    if not 0 <= headroom < 1:
+        raise UsageError(f"--headroom {headroom:g}: use a share in [0, 1), e.g. 0.3")
+    if peak_to_mean < 1:
+        raise UsageError(f"--peak-to-mean {peak_to_mean:g}: the peak is at least the mean (>= 1)")
+    if growth_per_month <= -1:
+        raise UsageError(f"--growth {growth_per_month:g}: use a monthly share above -1, e.g. 0.1")
+    if horizon_months < 0 or horizon_months > 120:
+        raise UsageError(f"--horizon {horizon_months}: use 0 to 120 months")
     for q in quantizations or []:
         catalog.format(q)
     if min_precision:
@@ -98,5 +110,9 @@ def plan_for(
         kv_cache_dtype=kv_cache_dtype,
         tensor_parallel=tensor_parallel,
         price_tiers=tiers,
+        headroom=headroom,
+        peak_to_mean=peak_to_mean,
+        growth_per_month=growth_per_month,
+        horizon_months=horizon_months,
     )
     return build_plan(source, req, catalog, chosen, gpu_count)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llmhost.plan import cost
@@ -12,8 +13,15 @@ from llmhost.plan.catalog.price_rows import TIER_LABELS
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.types import Candidate, NodePrice, Requirements
 
-# Replicas are sized so that peak traffic keeps each one at most this busy.
-SIZING_HEADROOM = 0.8
+
+def busy_at_peak(req: Requirements) -> float:
+    """The most a replica may be busy at peak: 1 - headroom (--headroom, default 30%)."""
+    return 1.0 - req.headroom
+
+
+def replicas_for(rps: float, capacity: float, req: Requirements) -> int:
+    """Replicas that carry `rps` at peak with the headroom kept free."""
+    return max(1, math.ceil(rps / (capacity * busy_at_peak(req))))
 
 
 @dataclass(frozen=True)

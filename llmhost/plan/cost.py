@@ -199,3 +199,23 @@ def compare_hosted(
             )
         )
     return rows
+
+
+def flag_capacity(
+    rows: list[HostedComparison], full_tokens_per_day: float, carry_share: float
+) -> list[HostedComparison]:
+    """Mark each break-even with the utilisation it needs and whether the fleet can reach it.
+
+    `full_tokens_per_day` is what the fleet serves flat out all day; `carry_share` the mean busy
+    share the traffic shape allows, (1 - headroom) / peak-to-mean: beyond that the peak no
+    longer fits in the replicas.
+    """
+    carry = full_tokens_per_day * carry_share
+    for row in rows:
+        row.fleet_capacity_tokens_per_day = round(carry, 0)
+        even = row.break_even_tokens_per_day
+        if even is None or full_tokens_per_day <= 0:
+            continue
+        row.break_even_utilization = round(even / full_tokens_per_day, 4)
+        row.beyond_capacity = even > carry
+    return rows

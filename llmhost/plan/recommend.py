@@ -14,9 +14,18 @@ import math
 from llmhost.errors import UsageError
 from llmhost.plan import memory
 from llmhost.plan.bill import whole_bill
-from llmhost.plan.candidate import SIZING_HEADROOM, Option, empty, gib, price, required_rps
+from llmhost.plan.candidate import (
+    Option,
+    busy_at_peak,
+    empty,
+    gib,
+    price,
+    replicas_for,
+    required_rps,
+)
 from llmhost.plan.catalog import Catalog, EngineProfile, Gpu, WeightFormat
-from llmhost.plan.cost import compare_hosted
+from llmhost.plan.cost import compare_hosted, flag_capacity
+from llmhost.plan.growth import fleet_over_time
 from llmhost.plan.search import gpu_candidates, shape_label
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.speed import Hardware, estimate_speed
@@ -35,7 +44,8 @@ CPU_FORMATS = ("q4_k_m", "q5_k_m", "q8_0", "bf16")
 
 ASSUMPTIONS = [
     "Traffic: tokens/day split into requests of prompt_tokens + output_tokens; peak = "
-    "peak_to_mean x mean; replicas sized to run at most 80% busy at peak.",
+    "peak_to_mean x mean (--peak-to-mean, default 2); replicas sized to keep --headroom "
+    "(default 30%) free at peak.",
     "vLLM memory: gpu_memory_utilization x device memory, less weights, the activation peak at "
     "max_num_batched_tokens, non-torch memory (CUDA context, NCCL) and the CUDA-graph pool.",
     "vLLM KV cache: paged; concurrency = KV budget / the tokens a request holds on average "
@@ -146,7 +156,7 @@ def _finish(
         + req.prompt_tokens / speed.prefill_tokens_per_s
     )
     capacity = 1 / seconds_per_request
-    replicas = max(1, math.ceil(required_rps(req) / (capacity * SIZING_HEADROOM)))
+    replicas = replicas_for(required_rps(req), capacity, req)
     per_replica = hw.tensor_parallel * hw.pipeline_parallel
     meets = True
     if req.ttft_s is not None and speed.ttft_s > req.ttft_s:
@@ -309,6 +319,10 @@ def build_plan(
     if best and bill:  # break-even against the whole bill, not the GPUs alone
         share = req.prompt_tokens / (req.prompt_tokens + req.output_tokens)
         best.hosted = compare_hosted(catalog, spec.id, bill.monthly_usd, share, req.tokens_per_day)
+    if best:
+        full = best.replicas * best.requests_per_s_capacity * 86400
+        full *= req.prompt_tokens + req.output_tokens
+        flag_capacity(best.hosted, full, busy_at_peak(req) / req.peak_to_mean)
     kv_dtype = 1 if req.kv_cache_dtype == "fp8" else catalog.engines["vllm"].kv_dtype_bytes
     default_fmt = catalog.formats[best.quantization] if best else catalog.formats["bf16"]
     return Plan(
@@ -339,4 +353,5 @@ def build_plan(
         },
         assumptions=ASSUMPTIONS,
         bill=bill,
+        growth=fleet_over_time(best, req) if best else [],
     )

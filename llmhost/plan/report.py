@@ -8,7 +8,7 @@ from rich.table import Table
 from llmhost.plan.bill import bill_table
 from llmhost.plan.catalog import GIB
 from llmhost.plan.catalog.price_rows import TIER_LABELS
-from llmhost.plan.types import Candidate, Plan
+from llmhost.plan.types import Candidate, HostedComparison, Plan
 
 
 def _money(value: float | None, digits: int = 0) -> str:
@@ -143,6 +143,17 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"  alternative {line}")
 
 
+def _utilisation(h: HostedComparison) -> str:
+    u = h.break_even_utilization
+    return "-" if u is None else f"{u:.0%}"
+
+
+def _reachable(h: HostedComparison) -> str:
+    if h.break_even_utilization is None:
+        return "-"
+    return "**no: beyond this fleet's capacity**" if h.beyond_capacity else "yes"
+
+
 def _tier(c: Candidate) -> str:
     if c.node_price is None:
         return "-"
@@ -171,7 +182,8 @@ def plan_markdown(plan: Plan) -> str:
     out += [
         f"- Context: {req.context:,} tokens (typical request {req.prompt_tokens} in / "
         f"{req.output_tokens} out)",
-        f"- Traffic: {traffic} (peak {req.peak_to_mean:g}x mean)",
+        f"- Traffic: {traffic} (peak {req.peak_to_mean:g}x mean, {req.headroom:.0%} headroom "
+        "kept free at peak)",
         f"- TTFT target: {f'{req.ttft_s:g} s' if req.ttft_s else 'none'}; per-user speed "
         f"target: {req.min_user_tokens_per_s:g} tokens/s",
         f"- Lowest precision: {req.min_precision or 'any'}; spot: "
@@ -249,8 +261,8 @@ def plan_markdown(plan: Plan) -> str:
             "## Hosted APIs and break-even",
             "",
             "| provider | model | same weights | $/1M in | $/1M out | $/day at this traffic |"
-            " break-even tokens/day |",
-            "|---|---|---|---|---|---|---|",
+            " break-even tokens/day | utilisation needed | reachable |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for h in rec.hosted:
             even = h.break_even_tokens_per_day
@@ -258,10 +270,41 @@ def plan_markdown(plan: Plan) -> str:
                 f"| {h.provider} | {h.api_model} | {'yes' if h.same_model else 'no'} | "
                 f"{h.input_per_million_usd:.2f} | {h.output_per_million_usd:.2f} | "
                 f"{_money(h.cost_per_day_usd, 2)} | "
-                f"{'-' if even is None else f'{even:,.0f}'} |"
+                f"{'-' if even is None else f'{even:,.0f}'} | {_utilisation(h)} | "
+                f"{_reachable(h)} |"
             )
+        cap = rec.hosted[0].fleet_capacity_tokens_per_day if rec.hosted else None
+        if cap is not None:
+            out += [
+                "",
+                f"This fleet carries at most {cap:,.0f} tokens/day on average at this traffic "
+                f"shape ({req.headroom:.0%} headroom, peak {req.peak_to_mean:g}x mean); a "
+                "break-even above that is not reachable without adding replicas.",
+            ]
     else:
         out.append(f"No configuration works: {plan.recommendation_reason}.")
+    if plan.growth:
+        out += [
+            "",
+            f"## The fleet over {req.horizon_months} months ({req.growth_per_month:+.0%} traffic "
+            "a month)",
+            "",
+            "| month | tokens/day | peak req/s | replicas | nodes | engine $/month |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {g.month} | {'-' if g.tokens_per_day is None else f'{g.tokens_per_day:,.0f}'} | "
+            f"{g.peak_requests_per_s:,.2f} | {g.replicas} | {g.nodes} | "
+            f"{g.engine_monthly_usd:,.2f} |"
+            for g in plan.growth
+        ]
+        adds = [g.month for g in plan.growth[1:] if g.replicas > plan.growth[0].replicas]
+        out += [
+            "",
+            "Add capacity at month(s): " + ", ".join(str(m) for m in adds)
+            if adds
+            else "The fleet of month 0 carries the traffic to the horizon.",
+        ]
     out += ["", "## Alternatives", ""]
     out += [f"- {line}" for line in plan.alternatives] or ["- none"]
     if rec and rec.curve:

@@ -42,6 +42,9 @@ class Requirements:
     kv_cache_dtype: str = "auto"  # auto (the weights' 16-bit type) or fp8
     tensor_parallel: int | None = None  # fix the TP degree instead of searching it
     price_tiers: list[str] = field(default_factory=list)  # empty: on-demand (+ spot if spot)
+    headroom: float = 0.3  # share of each replica kept free at peak
+    growth_per_month: float = 0.0  # traffic growth, e.g. 0.1 = +10% a month
+    horizon_months: int = 0  # plan the fleet at this many months from now too
 
 
 @dataclass
@@ -57,6 +60,11 @@ class HostedComparison:
     break_even_tokens_per_day: float | None
     source: str
     as_of: str
+    # Mean tokens/day the fleet can carry at this traffic shape (capacity x (1 - headroom) /
+    # peak-to-mean), the mean utilisation break-even needs, and whether it is beyond reach.
+    fleet_capacity_tokens_per_day: float | None = None
+    break_even_utilization: float | None = None
+    beyond_capacity: bool = False
 
 
 @dataclass
@@ -203,6 +211,18 @@ class Bill:
 
 
 @dataclass
+class GrowthStep:
+    """The fleet the traffic needs at one month: shown where the replica count changes."""
+
+    month: int
+    tokens_per_day: float | None
+    peak_requests_per_s: float
+    replicas: int
+    nodes: int
+    engine_monthly_usd: float
+
+
+@dataclass
 class Plan:
     """The planner's answer for one model and one set of requirements."""
 
@@ -222,6 +242,7 @@ class Plan:
     assumptions: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
     bill: Bill | None = None
+    growth: list[GrowthStep] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -252,6 +273,7 @@ class Plan:
                 if data.get("recommendation")
                 else None,
                 "bill": _bill(data["bill"]) if data.get("bill") else None,
+                "growth": [GrowthStep(**g) for g in data.get("growth", [])],
             }
         )
 
