@@ -97,6 +97,21 @@ def plan(
     horizon: Annotated[
         int, typer.Option(help="Months ahead to plan the fleet for (with --growth).")
     ] = 0,
+    own: Annotated[
+        bool, typer.Option(help="Also price buying the servers: own vs rent on-demand vs spot.")
+    ] = False,
+    years: Annotated[float, typer.Option(help="--own: years of server life.")] = 4.0,
+    kwh_price: Annotated[float, typer.Option(help="--own: USD per kWh.")] = 0.12,
+    pue: Annotated[float, typer.Option(help="--own: power usage effectiveness.")] = 1.4,
+    ops_overhead: Annotated[
+        float, typer.Option(help="--own: operations cost per year, share of the hardware.")
+    ] = 0.10,
+    server_price: Annotated[
+        float | None, typer.Option(help="--own: USD per server (default: owned.yaml).")
+    ] = None,
+    server_kw: Annotated[
+        float | None, typer.Option(help="--own: rated kW per server (default: owned.yaml).")
+    ] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider's prices.")] = None,
     prices: Annotated[
         Path | None, typer.Option(help="Your own price file (YAML, as prices.yaml).")
@@ -128,6 +143,7 @@ def plan(
 ) -> None:
     """Which GPU, how many, which format and engine, what it costs: or why it does not fit."""
     from llmhost.plan import plan_for
+    from llmhost.plan.types import OwnInputs
 
     try:
         if as_json and markdown:
@@ -169,6 +185,9 @@ def plan(
             peak_to_mean=peak_to_mean,
             growth_per_month=growth,
             horizon_months=horizon,
+            own=OwnInputs(years, kwh_price, pue, ops_overhead, server_price, server_kw)
+            if own
+            else None,
         )
     except LlmhostError as exc:
         raise fail(exc) from None

@@ -11,7 +11,7 @@ from llmhost.plan.cost import allowed_tiers
 from llmhost.plan.host import cpu_gpu
 from llmhost.plan.recommend import build_plan
 from llmhost.plan.sources import resolve_model
-from llmhost.plan.types import Plan, Requirements
+from llmhost.plan.types import OwnInputs, Plan, Requirements
 
 DEFAULT_CONTEXT = 8192
 
@@ -47,6 +47,7 @@ def plan_for(
     peak_to_mean: float = 2.0,
     growth_per_month: float = 0.0,
     horizon_months: int = 0,
+    own: OwnInputs | None = None,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
@@ -114,5 +115,6 @@ def plan_for(
         peak_to_mean=peak_to_mean,
         growth_per_month=growth_per_month,
         horizon_months=horizon_months,
+        own=own,
     )
     return build_plan(source, req, catalog, chosen, gpu_count)

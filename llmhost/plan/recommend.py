@@ -26,6 +26,7 @@ from llmhost.plan.candidate import (
 from llmhost.plan.catalog import Catalog, EngineProfile, Gpu, WeightFormat
 from llmhost.plan.cost import compare_hosted, flag_capacity
 from llmhost.plan.growth import fleet_over_time
+from llmhost.plan.own import ownership
 from llmhost.plan.search import gpu_candidates, shape_label
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.speed import Hardware, estimate_speed
@@ -354,4 +355,5 @@ def build_plan(
         assumptions=ASSUMPTIONS,
         bill=bill,
         growth=fleet_over_time(best, req) if best else [],
+        ownership=ownership(catalog, best, req) if best else None,
     )

@@ -8,7 +8,7 @@ from rich.table import Table
 from llmhost.plan.bill import bill_table
 from llmhost.plan.catalog import GIB
 from llmhost.plan.catalog.price_rows import TIER_LABELS
-from llmhost.plan.types import Candidate, HostedComparison, Plan
+from llmhost.plan.types import Candidate, HostedComparison, Ownership, Plan
 
 
 def _money(value: float | None, digits: int = 0) -> str:
@@ -141,6 +141,42 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"[bold red]No recommendation[/]: {plan.recommendation_reason}")
     for line in plan.alternatives:
         console.print(f"  alternative {line}")
+
+
+def ownership_section(o: Ownership) -> list[str]:
+    """Owning against renting, month by month and over the servers' life, line by line."""
+    i = o.inputs
+    months = i.years * 12
+
+    def total(v: float | None) -> str:
+        return "-" if v is None else f"${v:,.0f}"
+
+    return [
+        f"## Own or rent over {i.years:g} years",
+        "",
+        f"{o.servers} server(s) of {o.gpus_per_server} GPUs at ${o.purchase_usd_per_server:,.0f} "
+        f"each, {o.power_kw_per_server:g} kW rated ({o.source}{f', {o.as_of}' if o.as_of else ''}"
+        f"); ${i.usd_per_kwh:g}/kWh, PUE {i.pue:g}, operations {i.ops_overhead_per_year:.0%} of "
+        "the hardware a year (assumptions unless given). Engine servers only: the other lines of "
+        "the bill are the same whether the engines are owned or rented.",
+        "",
+        "| line | $/month | basis |",
+        "|---|---:|---|",
+        f"| depreciation | {o.monthly_depreciation_usd:,.2f} | {o.servers} x "
+        f"${o.purchase_usd_per_server:,.0f} / {months:g} months, no resale |",
+        f"| power and cooling | {o.monthly_power_usd:,.2f} | {o.servers} x "
+        f"{o.power_kw_per_server:g} kW x PUE {i.pue:g} x 730 h x ${i.usd_per_kwh:g}/kWh |",
+        f"| operations | {o.monthly_ops_usd:,.2f} | {i.ops_overhead_per_year:.0%} x hardware "
+        "/ 12 |",
+        f"| **owned, per month** | **{o.monthly_usd:,.2f}** | |",
+        "",
+        f"| over {i.years:g} years | total | basis |",
+        "|---|---:|---|",
+        f"| own | {total(o.total_own_usd)} | purchase + {months:g} months of power and "
+        "operations |",
+        f"| rent on-demand | {total(o.total_on_demand_usd)} | {o.on_demand_basis} |",
+        f"| rent spot / community | {total(o.total_spot_usd)} | {o.spot_basis} |",
+    ]
 
 
 def _utilisation(h: HostedComparison) -> str:
@@ -283,6 +319,8 @@ def plan_markdown(plan: Plan) -> str:
             ]
     else:
         out.append(f"No configuration works: {plan.recommendation_reason}.")
+    if plan.ownership:
+        out += ["", *ownership_section(plan.ownership)]
     if plan.growth:
         out += [
             "",

@@ -19,6 +19,18 @@ SCHEMA_VERSION = 2
 
 
 @dataclass
+class OwnInputs:
+    """`--own`: buying the servers. Defaults are stated assumptions, not quotes."""
+
+    years: float = 4.0  # life over which the purchase is spread (straight line, no resale)
+    usd_per_kwh: float = 0.12
+    pue: float = 1.4  # facility power / IT power (cooling, distribution)
+    ops_overhead_per_year: float = 0.10  # operations, support, colocation: share of hardware/yr
+    server_price_usd: float | None = None  # per server; default from owned.yaml
+    server_kw: float | None = None  # rated draw per server; default from owned.yaml
+
+
+@dataclass
 class Requirements:
     """What the user asked for."""
 
@@ -45,6 +57,7 @@ class Requirements:
     headroom: float = 0.3  # share of each replica kept free at peak
     growth_per_month: float = 0.0  # traffic growth, e.g. 0.1 = +10% a month
     horizon_months: int = 0  # plan the fleet at this many months from now too
+    own: OwnInputs | None = None  # price owned servers too (--own)
 
 
 @dataclass
@@ -211,6 +224,28 @@ class Bill:
 
 
 @dataclass
+class Ownership:
+    """Owning the engine servers against renting them, per month and over the servers' life."""
+
+    servers: int
+    gpus_per_server: int
+    purchase_usd_per_server: float
+    power_kw_per_server: float
+    inputs: OwnInputs
+    monthly_depreciation_usd: float
+    monthly_power_usd: float
+    monthly_ops_usd: float
+    monthly_usd: float
+    total_own_usd: float
+    total_on_demand_usd: float | None
+    total_spot_usd: float | None
+    on_demand_basis: str
+    spot_basis: str
+    source: str
+    as_of: str
+
+
+@dataclass
 class GrowthStep:
     """The fleet the traffic needs at one month: shown where the replica count changes."""
 
@@ -243,6 +278,7 @@ class Plan:
     schema_version: int = SCHEMA_VERSION
     bill: Bill | None = None
     growth: list[GrowthStep] = field(default_factory=list)
+    ownership: Ownership | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -267,13 +303,14 @@ class Plan:
         return cls(
             **{
                 **data,
-                "requirements": Requirements(**data["requirements"]),
+                "requirements": _requirements(data["requirements"]),
                 "candidates": [_candidate(c) for c in data["candidates"]],
                 "recommendation": _candidate(data["recommendation"])
                 if data.get("recommendation")
                 else None,
                 "bill": _bill(data["bill"]) if data.get("bill") else None,
                 "growth": [GrowthStep(**g) for g in data.get("growth", [])],
+                "ownership": _ownership(data["ownership"]) if data.get("ownership") else None,
             }
         )
 
@@ -281,6 +318,15 @@ class Plan:
     def from_json(cls, text: str) -> Plan:
         """Parse a plan saved with `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _requirements(data: dict[str, Any]) -> Requirements:
+    own = data.get("own")
+    return Requirements(**{**data, "own": OwnInputs(**own) if own else None})
+
+
+def _ownership(data: dict[str, Any]) -> Ownership:
+    return Ownership(**{**data, "inputs": OwnInputs(**data["inputs"])})
 
 
 def _bill(data: dict[str, Any]) -> Bill:

@@ -7,6 +7,7 @@ import pytest
 from llmhost.errors import UsageError
 from llmhost.plan import plan_for
 from llmhost.plan.report import plan_markdown
+from llmhost.plan.types import OwnInputs, Plan
 
 HOURS = 730.0
 DAYS = 730.0 / 24
@@ -133,3 +134,60 @@ def test_growth_shows_when_to_add_capacity() -> None:
         assert step.peak_requests_per_s == pytest.approx(2e8 / 1280 / 86400 * 2 * 1.2**step.month)
     assert last.replicas > first.replicas
     assert "Add capacity at month(s)" in plan_markdown(plan)
+
+
+def test_owned_8_gpu_server_over_4_years_by_hand() -> None:
+    own = OwnInputs(years=4, usd_per_kwh=0.10, pue=1.3, ops_overhead_per_year=0.10)
+    plan = plan_for(
+        "llama-3.1-70b",
+        gpus=["h100-80gb"],
+        quantizations=["fp8"],
+        provider="aws",
+        tokens_per_day=2e8,
+        own=own,
+    )
+    o = plan.ownership
+    assert o and o.servers == 1 and o.gpus_per_server == 8
+    # owned.yaml: one 8x H100 server at $310,000, 10.2 kW rated
+    depreciation = 310_000 / 48  # 6,458.33
+    power = 10.2 * 1.3 * 730 * 0.10  # 967.98
+    ops = 310_000 * 0.10 / 12  # 2,583.33
+    assert o.monthly_depreciation_usd == pytest.approx(depreciation, abs=0.01)
+    assert o.monthly_power_usd == pytest.approx(power, abs=0.01)
+    assert o.monthly_ops_usd == pytest.approx(ops, abs=0.01)
+    assert o.total_own_usd == pytest.approx(310_000 + 48 * (power + ops), abs=0.01)  # 480,462.72
+    assert o.total_on_demand_usd == pytest.approx(55.04 * 730 * 48, abs=0.01)  # p5.48xlarge
+    assert o.total_spot_usd == pytest.approx(18.00 * 730 * 48, abs=0.01)
+    md = plan_markdown(plan)
+    assert "## Own or rent over 4 years" in md and "| rent on-demand | $1,928,602 |" in md
+
+
+def test_own_needs_a_server_price_for_unlisted_gpus() -> None:
+    with pytest.raises(UsageError, match="--server-price"):
+        plan_for("llama-3.1-8b", gpus=["l4"], quantizations=["fp8"], own=OwnInputs())
+    given = OwnInputs(server_price_usd=20_000, server_kw=1.0)
+    plan = plan_for("llama-3.1-8b", gpus=["l4"], quantizations=["fp8"], own=given)
+    assert plan.ownership and plan.ownership.source.startswith("given")
+    with pytest.raises(UsageError, match="--pue"):
+        plan_for(
+            "llama-3.1-8b", gpus=["l4"], own=OwnInputs(pue=0.5, server_price_usd=1, server_kw=1)
+        )
+
+
+def test_the_bill_round_trips_through_json() -> None:
+    plan = plan_for(
+        "llama-3.1-70b",
+        gpus=["h100-80gb"],
+        quantizations=["fp8"],
+        provider="aws",
+        tokens_per_day=2e8,
+        growth_per_month=0.1,
+        horizon_months=6,
+        own=OwnInputs(),
+    )
+    again = Plan.from_json(plan.to_json())
+    assert again.bill == plan.bill and again.ownership == plan.ownership
+    assert again.growth == plan.growth and again.requirements == plan.requirements
+    assert (
+        again.recommendation and again.recommendation.node_price == plan.recommendation.node_price
+    )  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from llmhost.plan.catalog.price_rows import (
     TIERS,
     BillAssumptions,
     GpuPrice,
+    OwnedServer,
     ProviderFee,
     RwxStorage,
     SystemNode,
@@ -217,6 +218,7 @@ class Catalog:
     hosted_apis: tuple[HostedApi, ...]
     node_sizes: tuple[NodeSize, ...] = ()
     bill: BillData | None = None
+    owned_servers: dict[str, OwnedServer] = field(default_factory=dict)
 
     def model(self, model_id: str) -> ModelSpec:
         """The catalog model `model_id`, or an error naming the closest ids."""
@@ -419,4 +421,11 @@ def load_catalog() -> Catalog:
         hosted_apis=tuple(hosted),
         node_sizes=tuple(nodes),
         bill=load_bill_data(_data("bill.yaml"), "bill.yaml"),
+        owned_servers={
+            row.gpu: row
+            for row in (
+                validated(OwnedServer, r, "owned.yaml", "servers", i)
+                for i, r in enumerate(_data("owned.yaml")["servers"])
+            )
+        },
     )

@@ -129,3 +129,12 @@ class BillAssumptions(_Row):
     system_vcpu_usable: float = Field(gt=0, le=1)
     egress_gb_per_million_output_tokens: float = Field(ge=0)
     store_gb: float = Field(ge=0)
+
+
+class OwnedServer(_Row):
+    """One GPU server bought outright: its GPUs, purchase price and rated power draw."""
+
+    gpu: str
+    gpus: int = Field(ge=1)
+    purchase_usd: float = Field(gt=0)
+    power_kw: float = Field(gt=0)
