@@ -117,4 +117,5 @@ def plan_for(
         horizon_months=horizon_months,
         own=own,
     )
-    return build_plan(source, req, catalog, chosen, gpu_count)
+    asked = any(g.lower() == "cpu" for g in gpus or [])
+    return build_plan(source, req, catalog, chosen, gpu_count, cpu_asked=asked)

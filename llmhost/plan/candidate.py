@@ -78,6 +78,20 @@ def required_rps(req: Requirements) -> float:
     return 0.0
 
 
+# RAM a CPU VM needs beyond the model's buffers: the OS and the engine process.
+CPU_OS_GIB = 2.0
+
+
+def cpu_ram_gib(cand: Candidate) -> float:
+    """RAM a CPU candidate needs in its VM (0 for GPUs): weights, buffers, the OS, and KV for
+    the sequences it runs at its operating point (not every slot this host could hold)."""
+    if cand.gpu != "cpu" or cand.memory is None:
+        return 0.0
+    m = cand.memory
+    kv = m.per_sequence_kv_bytes * max(1, cand.operating_batch)
+    return (m.weights_bytes + kv + m.overhead_bytes) / GIB + CPU_OS_GIB
+
+
 def price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec) -> None:
     """Fill the candidate's provider, hourly/monthly cost, $ per 1M tokens and hosted rows."""
     tiers = cost.allowed_tiers(req.spot, req.price_tiers)
@@ -90,9 +104,12 @@ def price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec)
         gpus_per_replica=cand.gpus_per_replica,
         tp=cand.tensor_parallel,
         replicas=cand.replicas,
+        min_ram_gib=cpu_ram_gib(cand),
     )
     if choice is None:
         where = f" from {req.provider}" if req.provider else ""
+        if cand.gpu == "cpu":
+            where += f" with {cpu_ram_gib(cand):.0f} GiB RAM"
         named = ", ".join(TIER_LABELS[t] for t in tiers)
         cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog ({named})")
         return

@@ -87,6 +87,7 @@ def choose_price(
     gpus_per_replica: int = 1,
     tp: int = 1,
     replicas: int = 1,
+    min_ram_gib: float = 0.0,
 ) -> PriceChoice | None:
     """The cheapest listed node price that holds the deployment, in the allowed tiers.
 
@@ -97,6 +98,7 @@ def choose_price(
     rows: list[GpuPrice] = catalog.prices_for(gpu, allowed)
     if provider:
         rows = [p for p in rows if p.provider == provider]
+    rows = [p for p in rows if p.ram_gib >= min_ram_gib]
     options = []
     for p in rows:
         nodes = nodes_needed(p.gpus, gpus_per_replica, tp, replicas)

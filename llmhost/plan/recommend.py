@@ -41,6 +41,20 @@ from llmhost.plan.types import (
 )
 
 CPU_FORMATS = ("q4_k_m", "q5_k_m", "q8_0", "bf16")
+# The CPU is a candidate without --gpu cpu only when one user gets at least this many tokens/s
+# (about reading speed); slower, it is listed but never recommended unless asked for.
+CPU_UNASKED_MIN_TOKENS_PER_S = 5.0
+
+
+def _cpu_only_when_asked(cand: Candidate, req: Requirements) -> Candidate:
+    floor = max(CPU_UNASKED_MIN_TOKENS_PER_S, req.min_user_tokens_per_s)
+    if cand.fits and cand.meets_targets and cand.decode_tokens_per_s_single < floor:
+        cand.meets_targets = False
+        cand.reasons.append(
+            f"the CPU gives {cand.decode_tokens_per_s_single:.1f} tokens/s per user, under the "
+            f"{floor:g} tokens/s a CPU needs to be proposed unasked (ask with --gpu cpu)"
+        )
+    return cand
 
 
 ASSUMPTIONS = [
@@ -260,8 +274,13 @@ def build_plan(
     catalog: Catalog,
     gpus: list[Gpu],
     gpu_count: int | None = None,
+    cpu_asked: bool = True,
 ) -> Plan:
-    """Every candidate for `source` on `gpus`, and the recommendation."""
+    """Every candidate for `source` on `gpus`, and the recommendation.
+
+    With `cpu_asked` False (the user named no GPUs), the CPU must also be fast enough to be
+    worth proposing (`CPU_UNASKED_MIN_TOKENS_PER_S`).
+    """
     spec = source.spec
     if req.context > spec.max_context:
         raise UsageError(f"--context {req.context} exceeds {spec.id}'s maximum {spec.max_context}")
@@ -275,7 +294,8 @@ def build_plan(
             if engine is None:
                 candidates.append(_unsupported(gpu, fmt, _weights(source, fmt, catalog)))
             elif gpu.is_cpu:
-                candidates.append(_cpu_candidate(Option(source, gpu, fmt, engine, catalog, req)))
+                cand = _cpu_candidate(Option(source, gpu, fmt, engine, catalog, req))
+                candidates.append(cand if cpu_asked else _cpu_only_when_asked(cand, req))
             else:
                 opt = Option(source, gpu, fmt, engine, catalog, req)
                 candidates += gpu_candidates(opt, _weights(source, fmt, catalog), gpu_count)
