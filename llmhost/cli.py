@@ -44,13 +44,29 @@ def fail(exc: LlmhostError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _plan_fleet(path: Path, as_json: bool, common: dict[str, object]) -> None:
+    """`llmhost plan --fleet FILE`: each model for its share, the summed bill and the levers."""
+    from llmhost.plan import plan_for
+    from llmhost.plan.fleet import plan_fleet, read_fleet
+    from llmhost.plan.fleet_report import fleet_markdown
+
+    result = plan_fleet(read_fleet(path), plan_for, **common)
+    sys.stdout.write(result.to_json() + "\n" if as_json else fleet_markdown(result))
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip().lower() for raw in values or [] for v in raw.split(",") if v.strip()]
 
 
 @app.command()
 def plan(
-    model: Annotated[str, typer.Argument(help="Catalog id, config.json path or GGUF path.")],
+    model: Annotated[
+        str | None, typer.Argument(help="Catalog id, config.json path or GGUF path.")
+    ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(help="A fleet file: traffic and models with their shares and tier names."),
+    ] = None,
     gpu: Annotated[
         list[str] | None, typer.Option(help="GPU id(s) to consider (default: all).")
     ] = None,
@@ -148,6 +164,25 @@ def plan(
     try:
         if as_json and markdown:
             raise UsageError("choose one of --json and --markdown")
+        if (model is None) == (fleet is None):
+            raise UsageError("give a MODEL or --fleet FILE (one of them)")
+        if fleet is not None:
+            common: dict[str, object] = {
+                "gpus": _split(gpu) or None,
+                "quantizations": _split(quant) or None,
+                "spot": spot,
+                "price_tiers": _split(price_tier) or None,
+                "provider": provider,
+                "prices": prices,
+                "headroom": headroom,
+                "peak_to_mean": peak_to_mean,
+                "ttft_s": ttft,
+                "min_user_tokens_per_s": min_tokens_per_s,
+                "context": context,
+            }
+            _plan_fleet(fleet, as_json, common)
+            return
+        assert model is not None
         profile = None
         if calibrate is not None:
             from llmhost.plan.calibrate import calibrate as fit_to
