@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -621,7 +622,11 @@ def render(
         )  # fmt: skip
         if gateway_image:
             options = dataclasses.replace(options, gateway_image=gateway_image)
-        loaded = [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in plans]
+        loaded, tiers = _fleet_plans(plans)
+        single = [p for p in plans if not _is_fleet(p)]
+        loaded += [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in single]
+        if tiers:
+            options = dataclasses.replace(options, tiers=tiers)
         if compose:
             out.mkdir(parents=True, exist_ok=True)
             path = out / "docker-compose.yaml"
@@ -1032,6 +1037,38 @@ def _bench_hardware(
         return None
     return hardware_from_catalog(load_catalog(), gpu, count, spot, provider, price, model,
                                  engine, quant)  # fmt: skip
+
+
+def _is_fleet(source: str) -> bool:
+    """True for a fleet plan file (`llmhost plan --fleet F --json`)."""
+    path = Path(source)
+    if not (source.endswith(".json") and path.is_file()):
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "members" in data and "levers" in data
+
+
+def _fleet_plans(sources: list[str]) -> tuple[list[Plan], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The member plans of every fleet plan file, and the gateway tiers they name."""
+    from llmhost.plan import Plan
+
+    plans: list[Plan] = []
+    tiers: dict[str, list[str]] = {}
+    for source in sources:
+        if not _is_fleet(source):
+            continue
+        data = json.loads(Path(source).read_text())
+        try:
+            plans += [Plan.from_dict(m["plan"]) for m in data["members"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"{source} is not a fleet plan from `llmhost plan --fleet`: {exc}"
+            raise UsageError(msg) from None
+        for name, models in data.get("tiers", {}).items():
+            tiers.setdefault(name, []).extend(models)
+    return plans, tuple((name, tuple(models)) for name, models in tiers.items())
 
 
 def _plan_from(

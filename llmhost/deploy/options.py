@@ -50,3 +50,5 @@ class RenderOptions:
     gateway_api: bool = False  # InferencePool + HTTPRoute (Gateway API Inference Extension)
     gateway_name: str = "inference-gateway"  # the Gateway the HTTPRoute attaches to
     tls: bool = True  # with ingress_host: a cert-manager Certificate and TLS on the Ingress
+    # Gateway tiers from a fleet plan: (tier name, models in order) for the gateway's config.
+    tiers: tuple[tuple[str, tuple[str, ...]], ...] = ()

@@ -72,7 +72,10 @@ def gateway_config(
     }
     if options.scaler == "gateway":  # one replica scales at a time; the others forward demand
         server["scaler_lease"] = SCALER_LEASE
-    return {"server": server, "models": models}
+    config: dict[str, Any] = {"server": server, "models": models}
+    if options.tiers:  # a fleet plan's tier names: the gateway's tier routing
+        config["tiers"] = {name: list(chain) for name, chain in options.tiers}
+    return config
 
 
 def config_map(config: dict[str, Any], namespace: str) -> dict[str, Any]:

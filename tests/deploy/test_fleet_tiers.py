@@ -1,0 +1,34 @@
+"""`render` of a fleet plan: every member's engine, and the fleet's tiers in the gateway config."""
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from llmhost.cli import app
+from llmhost.config import Config
+
+
+def test_render_writes_the_fleet_tiers_into_the_gateway_config(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        "tokens_per_day: 5e7\nmodels:\n"
+        "  - {model: llama-3.1-8b, share: 0.6, tier: fast}\n"
+        "  - {model: llama-3.1-70b, share: 0.4, tier: smart}\n"
+    )
+    runner = CliRunner()
+    planned = runner.invoke(
+        app,
+        ["plan", "--fleet", str(fleet), "--gpu", "h100-80gb", "--quant", "fp8", "--json"],
+    )
+    assert planned.exit_code == 0, planned.output
+    plan_file = tmp_path / "fleet-plan.json"
+    plan_file.write_text(planned.output)
+    out = tmp_path / "out"
+    rendered = runner.invoke(app, ["render", str(plan_file), "--out", str(out)])
+    assert rendered.exit_code == 0, rendered.output
+    docs = yaml.safe_load_all((out / "config-map.yaml").read_text())
+    cm = next(d for d in docs if "llmhost.yaml" in d.get("data", {}))
+    config = Config.model_validate(yaml.safe_load(cm["data"]["llmhost.yaml"]))
+    assert {m.name for m in config.models} == {"llama-3.1-8b", "llama-3.1-70b"}
+    assert config.tiers == {"fast": ("llama-3.1-8b",), "smart": ("llama-3.1-70b",)}
