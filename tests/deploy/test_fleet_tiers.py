@@ -38,3 +38,16 @@ def test_render_writes_the_fleet_tiers_into_the_gateway_config(tmp_path: Path) -
         m["parallel"] = min(m["parallel"], 256)
     config = Config.model_validate(raw)
     assert config.tiers == {"fast": ("llama-3.1-8b",), "smart": ("llama-3.1-70b",)}
+
+
+def test_render_uses_the_catalogued_prequantized_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["render", "llama-3.1-8b", "--gpu", "t4", "--quant", "awq", "--out", str(out)]
+    rendered = CliRunner().invoke(app, args)
+    assert rendered.exit_code == 0, rendered.output
+    text = "\n".join(p.read_text() for p in out.glob("*.yaml"))
+    assert "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4" in text
+    # a model with no catalogued checkpoint in the format still asks for --weights
+    args = ["render", "mistral-7b", "--gpu", "t4", "--quant", "awq", "--out", str(tmp_path / "m")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--weights" in refused.output

@@ -20,6 +20,7 @@ from llmhost.plan.architecture import ModelSpec
 from llmhost.plan.catalog.price_rows import (
     TIERS,
     BillAssumptions,
+    Checkpoint,
     GpuPrice,
     OwnedServer,
     ProviderFee,
@@ -219,6 +220,11 @@ class Catalog:
     node_sizes: tuple[NodeSize, ...] = ()
     bill: BillData | None = None
     owned_servers: dict[str, OwnedServer] = field(default_factory=dict)
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+    def checkpoint(self, model_id: str, fmt: str) -> Checkpoint | None:
+        """The listed pre-quantized checkpoint of `model_id` in `fmt`, if any."""
+        return next((c for c in self.checkpoints if c.model == model_id and c.format == fmt), None)
 
     def model(self, model_id: str) -> ModelSpec:
         """The catalog model `model_id`, or an error naming the closest ids."""
@@ -407,6 +413,13 @@ def load_catalog() -> Catalog:
         for eid, row in _data("engines.yaml").items()
     }
     gpu_prices, control, storage = _prices(_data("prices.yaml"), "prices.yaml", gpus)
+    checkpoints = tuple(
+        validated(Checkpoint, r, "checkpoints.yaml", "checkpoints", i)
+        for i, r in enumerate(_data("checkpoints.yaml")["checkpoints"])
+    )
+    for i, ck in enumerate(checkpoints):
+        if ck.model not in models or ck.format not in formats:
+            raise UsageError(f"checkpoints.yaml: checkpoints row {i + 1}: unknown model or format")
     hosted = _hosted(_data("hosted_apis.yaml"), origin="hosted_apis.yaml")
     nodes = [_build(NodeSize, "nodes.yaml", **row) for row in _data("nodes.yaml")["gpus_per_node"]]
     return Catalog(
@@ -428,4 +441,5 @@ def load_catalog() -> Catalog:
                 for i, r in enumerate(_data("owned.yaml")["servers"])
             )
         },
+        checkpoints=checkpoints,
     )

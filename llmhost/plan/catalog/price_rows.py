@@ -138,3 +138,11 @@ class OwnedServer(_Row):
     gpus: int = Field(ge=1)
     purchase_usd: float = Field(gt=0)
     power_kw: float = Field(gt=0)
+
+
+class Checkpoint(_Row):
+    """A pre-quantized checkpoint of a catalog model in one weight format."""
+
+    model: str
+    format: str
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
