@@ -59,6 +59,44 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip().lower() for raw in values or [] for v in raw.split(",") if v.strip()]
 
 
+@app.command("catalog")
+def catalog_command(
+    kind: Annotated[
+        str, typer.Argument(help="models, gpus, formats, prices, apis or checkpoints.")
+    ],
+    gpu: Annotated[str | None, typer.Option(help="Only rows for this GPU id.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only rows from this provider.")] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="Prices: only this tier (on_demand, spot, ...).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only rows for this model id.")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Only rows for this weight format.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """What the catalog holds: models, GPUs, formats, prices, hosted APIs; each row's source."""
+    from rich.table import Table
+
+    from llmhost.plan.catalog import load_catalog
+    from llmhost.plan.catalog_view import Filters, catalog_rows
+
+    try:
+        rows = catalog_rows(load_catalog(), kind.lower(), Filters(gpu, provider, tier, model, fmt))
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        typer.echo(f"no {kind} match these filters")
+        return
+    table = Table(*rows[0].keys(), title=f"catalog: {kind} ({len(rows)})")
+    for row in rows:
+        table.add_row(*("-" if v is None or v == "" else str(v) for v in row.values()))
+    Console(width=240).print(table)
+
+
 @app.command()
 def plan(
     model: Annotated[
