@@ -337,6 +337,8 @@ def build_plan(
             )
         alternatives = []
     bill = whole_bill(catalog, best, req, required_rps(req)) if best else None
+    if bill:
+        reason += f"; the whole bill with the cluster around it ${bill.monthly_usd:,.0f}/month"
     if best and bill:  # break-even against the whole bill, not the GPUs alone
         share = req.prompt_tokens / (req.prompt_tokens + req.output_tokens)
         best.hosted = compare_hosted(catalog, spec.id, bill.monthly_usd, share, req.tokens_per_day)

@@ -30,7 +30,7 @@ def test_t4_spot_on_gke_by_hand() -> None:
     # gateway 2 + Redis 1 + Prometheus 2 = 5 vCPU on 4-vCPU e2-standard-4 at 75%: 2 nodes
     assert lines["system nodes"].monthly_usd == pytest.approx(2 * 0.134 * HOURS)  # 195.64
     assert lines["Kubernetes control plane"].monthly_usd == pytest.approx(0.10 * HOURS)
-    # Filestore Basic HDD bills its 1 TiB minimum, not the 6.9 GB the weights need
+    # Filestore Basic HDD bills its 1 TiB minimum, not the 5.7 GB the weights need
     assert lines["weights volume (ReadWriteMany)"].monthly_usd == pytest.approx(1024 * 0.20)
     out_tokens = 2e7 * 256 / 1280 * DAYS  # output share of the tokens, a month
     assert lines["egress"].monthly_usd == pytest.approx(out_tokens / 1e6 * 0.2 * 0.12, abs=0.01)
