@@ -27,9 +27,11 @@ up: engine
 	@echo "== Serve: llmhost gateway -> llama-server replicas (Ctrl-C stops everything)"
 	$(BIN)/llmhost up --open
 
-## plan-demo: the cluster scenario, Llama 3.1 70B at 50M tokens/day with TTFT under 2 s
+## plan-demo: the cluster scenario, Llama 3.1 70B at 50M tokens/day with TTFT under 2 s, its
+## whole bill, growth over a year, own vs rent; then the example fleet (8B + 70B)
 plan-demo: $(DEPS)
-	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --markdown
+	$(BIN)/llmhost plan llama-3.1-70b --tokens-per-day 50000000 --ttft 2 --growth 0.1 --horizon 12 --markdown
+	$(BIN)/llmhost plan --fleet examples/fleet.yaml
 
 ## promtool: Prometheus and its rule checker for the alert and scrape tests (Debian's prometheus
 ## package), as root; the package lists are refreshed once if the install needs it

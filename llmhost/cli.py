@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -58,13 +59,67 @@ def fail(exc: LlmhostError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _plan_fleet(path: Path, as_json: bool, common: dict[str, object]) -> None:
+    """`llmhost plan --fleet FILE`: each model for its share, the summed bill and the levers."""
+    from llmhost.plan import plan_for
+    from llmhost.plan.fleet import plan_fleet, read_fleet
+    from llmhost.plan.fleet_report import fleet_markdown
+
+    result = plan_fleet(read_fleet(path), plan_for, **common)
+    sys.stdout.write(result.to_json() + "\n" if as_json else fleet_markdown(result))
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip().lower() for raw in values or [] for v in raw.split(",") if v.strip()]
 
 
+@app.command("catalog")
+def catalog_command(
+    kind: Annotated[
+        str, typer.Argument(help="models, gpus, formats, prices, apis or checkpoints.")
+    ],
+    gpu: Annotated[str | None, typer.Option(help="Only rows for this GPU id.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only rows from this provider.")] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="Prices: only this tier (on_demand, spot, ...).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only rows for this model id.")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Only rows for this weight format.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """What the catalog holds: models, GPUs, formats, prices, hosted APIs; each row's source."""
+    from rich.table import Table
+
+    from llmhost.plan.catalog import load_catalog
+    from llmhost.plan.catalog_view import Filters, catalog_rows
+
+    try:
+        rows = catalog_rows(load_catalog(), kind.lower(), Filters(gpu, provider, tier, model, fmt))
+    except LlmhostError as exc:
+        raise fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        typer.echo(f"no {kind} match these filters")
+        return
+    table = Table(*rows[0].keys(), title=f"catalog: {kind} ({len(rows)})")
+    for row in rows:
+        table.add_row(*("-" if v is None or v == "" else str(v) for v in row.values()))
+    Console(width=240).print(table)
+
+
 @app.command()
 def plan(
-    model: Annotated[str, typer.Argument(help="Catalog id, config.json path or GGUF path.")],
+    model: Annotated[
+        str | None, typer.Argument(help="Catalog id, config.json path or GGUF path.")
+    ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(help="A fleet file: traffic and models with their shares and tier names."),
+    ] = None,
     gpu: Annotated[
         list[str] | None, typer.Option(help="GPU id(s) to consider (default: all).")
     ] = None,
@@ -87,11 +142,45 @@ def plan(
     min_precision: Annotated[
         str | None, typer.Option(help="Lowest acceptable weight format, e.g. fp8.")
     ] = None,
-    spot: Annotated[bool, typer.Option(help="Allow spot/preemptible GPUs.")] = False,
+    spot: Annotated[
+        bool, typer.Option(help="Allow spot/preemptible and community (interruptible) nodes.")
+    ] = False,
+    price_tier: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Price tier(s) to use: on_demand, spot, community, reserved_1y, reserved_3y "
+            "(default: on_demand; with --spot also spot and community)."
+        ),
+    ] = None,
     active_hours: Annotated[
         float | None, typer.Option(help="Hours/month a replica runs (scale to zero).")
     ] = None,
     utilization: Annotated[float, typer.Option(help="Busy share for $ per 1M tokens (0-1).")] = 0.5,
+    headroom: Annotated[
+        float, typer.Option(help="Share of each replica kept free at peak (0-1).")
+    ] = 0.3,
+    peak_to_mean: Annotated[float, typer.Option(help="Peak traffic over mean traffic.")] = 2.0,
+    growth: Annotated[
+        float, typer.Option(help="Traffic growth per month as a share, e.g. 0.1 for +10%.")
+    ] = 0.0,
+    horizon: Annotated[
+        int, typer.Option(help="Months ahead to plan the fleet for (with --growth).")
+    ] = 0,
+    own: Annotated[
+        bool, typer.Option(help="Also price buying the servers: own vs rent on-demand vs spot.")
+    ] = False,
+    years: Annotated[float, typer.Option(help="--own: years of server life.")] = 4.0,
+    kwh_price: Annotated[float, typer.Option(help="--own: USD per kWh.")] = 0.12,
+    pue: Annotated[float, typer.Option(help="--own: power usage effectiveness.")] = 1.4,
+    ops_overhead: Annotated[
+        float, typer.Option(help="--own: operations cost per year, share of the hardware.")
+    ] = 0.10,
+    server_price: Annotated[
+        float | None, typer.Option(help="--own: USD per server (default: owned.yaml).")
+    ] = None,
+    server_kw: Annotated[
+        float | None, typer.Option(help="--own: rated kW per server (default: owned.yaml).")
+    ] = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider's prices.")] = None,
     prices: Annotated[
         Path | None, typer.Option(help="Your own price file (YAML, as prices.yaml).")
@@ -123,10 +212,30 @@ def plan(
 ) -> None:
     """Which GPU, how many, which format and engine, what it costs: or why it does not fit."""
     from llmhost.plan import plan_for
+    from llmhost.plan.types import OwnInputs
 
     try:
         if as_json and markdown:
             raise UsageError("choose one of --json and --markdown")
+        if (model is None) == (fleet is None):
+            raise UsageError("give a MODEL or --fleet FILE (one of them)")
+        if fleet is not None:
+            common: dict[str, object] = {
+                "gpus": _split(gpu) or None,
+                "quantizations": _split(quant) or None,
+                "spot": spot,
+                "price_tiers": _split(price_tier) or None,
+                "provider": provider,
+                "prices": prices,
+                "headroom": headroom,
+                "peak_to_mean": peak_to_mean,
+                "ttft_s": ttft,
+                "min_user_tokens_per_s": min_tokens_per_s,
+                "context": context,
+            }
+            _plan_fleet(fleet, as_json, common)
+            return
+        assert model is not None
         profile = None
         if calibrate is not None:
             from llmhost.plan.calibrate import calibrate as fit_to
@@ -159,6 +268,14 @@ def plan(
             concurrency=concurrency,
             kv_cache_dtype=kv_cache_dtype,
             tensor_parallel=tp,
+            price_tiers=_split(price_tier),
+            headroom=headroom,
+            peak_to_mean=peak_to_mean,
+            growth_per_month=growth,
+            horizon_months=horizon,
+            own=OwnInputs(years, kwh_price, pue, ops_overhead, server_price, server_kw)
+            if own
+            else None,
         )
     except LlmhostError as exc:
         raise fail(exc) from None
@@ -620,7 +737,11 @@ def render(
         )  # fmt: skip
         if gateway_image:
             options = dataclasses.replace(options, gateway_image=gateway_image)
-        loaded = [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in plans]
+        loaded, tiers = _fleet_plans(plans)
+        single = [p for p in plans if not _is_fleet(p)]
+        loaded += [_plan_from(p, gpu, quant, gpu_count, context, spot) for p in single]
+        if tiers:
+            options = dataclasses.replace(options, tiers=tiers)
         if compose:
             output_directory(out)
             path = out / "docker-compose.yaml"
@@ -1103,6 +1224,38 @@ def _bench_hardware(
         return None
     return hardware_from_catalog(load_catalog(), gpu, count, spot, provider, price, model,
                                  engine, quant)  # fmt: skip
+
+
+def _is_fleet(source: str) -> bool:
+    """True for a fleet plan file (`llmhost plan --fleet F --json`)."""
+    path = Path(source)
+    if not (source.endswith(".json") and path.is_file()):
+        return False
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "members" in data and "levers" in data
+
+
+def _fleet_plans(sources: list[str]) -> tuple[list[Plan], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The member plans of every fleet plan file, and the gateway tiers they name."""
+    from llmhost.plan import Plan
+
+    plans: list[Plan] = []
+    tiers: dict[str, list[str]] = {}
+    for source in sources:
+        if not _is_fleet(source):
+            continue
+        data = json.loads(Path(source).read_text())
+        try:
+            plans += [Plan.from_dict(m["plan"]) for m in data["members"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            msg = f"{source} is not a fleet plan from `llmhost plan --fleet`: {exc}"
+            raise UsageError(msg) from None
+        for name, models in data.get("tiers", {}).items():
+            tiers.setdefault(name, []).extend(models)
+    return plans, tuple((name, tuple(models)) for name, models in tiers.items())
 
 
 def _plan_from(

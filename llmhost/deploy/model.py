@@ -309,6 +309,9 @@ def _weights(plan: Plan, engine: str, fmt: str, override: str | None) -> Weights
         repo, _, revision = override.partition("@")
         return Weights("hf", repo, None, revision or None)
     if catalog.prequantized(fmt):
+        listed = load_catalog().checkpoint(plan.model, fmt)  # plan/catalog/checkpoints.yaml
+        if listed is not None:
+            return Weights("hf", listed.repo)
         raise DeployError(
             f"{plan.model}: the plan serves {fmt} weights, which vLLM reads from "
             f"a checkpoint already in {fmt}; name one with --weights OWNER/REPO"

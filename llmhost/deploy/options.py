@@ -51,3 +51,5 @@ class RenderOptions:
     gateway_name: str = "inference-gateway"  # the Gateway the HTTPRoute attaches to
     console: bool = False  # serve the web console at /ui (off in cluster renders unless asked)
     tls: bool = True  # with ingress_host: a cert-manager Certificate and TLS on the Ingress
+    # Gateway tiers from a fleet plan: (tier name, models in order) for the gateway's config.
+    tiers: tuple[tuple[str, tuple[str, ...]], ...] = ()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from llmhost.errors import UsageError
 from llmhost.plan.catalog import EngineProfile, load_catalog
+from llmhost.plan.cost import allowed_tiers
 from llmhost.plan.host import cpu_gpu
 from llmhost.plan.recommend import build_plan
 from llmhost.plan.sources import resolve_model
-from llmhost.plan.types import Plan, Requirements
+from llmhost.plan.types import OwnInputs, Plan, Requirements
 
 DEFAULT_CONTEXT = 8192
 
@@ -41,6 +42,12 @@ def plan_for(
     concurrency: int | None = None,
     kv_cache_dtype: str = "auto",
     tensor_parallel: int | None = None,
+    price_tiers: list[str] | None = None,
+    headroom: float = 0.3,
+    peak_to_mean: float = 2.0,
+    growth_per_month: float = 0.0,
+    horizon_months: int = 0,
+    own: OwnInputs | None = None,
 ) -> Plan:
     """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
     catalog = load_catalog()
@@ -66,6 +73,15 @@ def plan_for(
         from llmhost.errors import UnknownChoiceError
 
         raise UnknownChoiceError("provider", provider, {p.provider for p in catalog.gpu_prices})
+    tiers = list(allowed_tiers(spot, price_tiers)) if price_tiers else []
+    if not 0 <= headroom < 1:
+        raise UsageError(f"--headroom {headroom:g}: use a share in [0, 1), e.g. 0.3")
+    if peak_to_mean < 1:
+        raise UsageError(f"--peak-to-mean {peak_to_mean:g}: the peak is at least the mean (>= 1)")
+    if growth_per_month <= -1:
+        raise UsageError(f"--growth {growth_per_month:g}: use a monthly share above -1, e.g. 0.1")
+    if horizon_months < 0 or horizon_months > 120:
+        raise UsageError(f"--horizon {horizon_months}: use 0 to 120 months")
     for q in quantizations or []:
         catalog.format(q)
     if min_precision:
@@ -94,5 +110,12 @@ def plan_for(
         concurrency=concurrency,
         kv_cache_dtype=kv_cache_dtype,
         tensor_parallel=tensor_parallel,
+        price_tiers=tiers,
+        headroom=headroom,
+        peak_to_mean=peak_to_mean,
+        growth_per_month=growth_per_month,
+        horizon_months=horizon_months,
+        own=own,
     )
-    return build_plan(source, req, catalog, chosen, gpu_count)
+    asked = any(g.lower() == "cpu" for g in gpus or [])
+    return build_plan(source, req, catalog, chosen, gpu_count, cpu_asked=asked)

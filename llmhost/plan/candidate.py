@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llmhost.plan import cost
 from llmhost.plan.architecture import ModelSpec
 from llmhost.plan.catalog import GIB, Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan.catalog.price_rows import TIER_LABELS
 from llmhost.plan.sources import ModelSource
-from llmhost.plan.types import Candidate, Requirements
+from llmhost.plan.types import Candidate, NodePrice, Requirements
 
-# Replicas are sized so that peak traffic keeps each one at most this busy.
-SIZING_HEADROOM = 0.8
+
+def busy_at_peak(req: Requirements) -> float:
+    """The most a replica may be busy at peak: 1 - headroom (--headroom, default 30%)."""
+    return 1.0 - req.headroom
+
+
+def replicas_for(rps: float, capacity: float, req: Requirements) -> int:
+    """Replicas that carry `rps` at peak with the headroom kept free."""
+    return max(1, math.ceil(rps / (capacity * busy_at_peak(req))))
 
 
 @dataclass(frozen=True)
@@ -69,20 +78,58 @@ def required_rps(req: Requirements) -> float:
     return 0.0
 
 
+# RAM a CPU VM needs beyond the model's buffers: the OS and the engine process.
+CPU_OS_GIB = 2.0
+
+
+def cpu_ram_gib(cand: Candidate) -> float:
+    """RAM a CPU candidate needs in its VM (0 for GPUs): weights, buffers, the OS, and KV for
+    the sequences it runs at its operating point (not every slot this host could hold)."""
+    if cand.gpu != "cpu" or cand.memory is None:
+        return 0.0
+    m = cand.memory
+    kv = m.per_sequence_kv_bytes * max(1, cand.operating_batch)
+    return (m.weights_bytes + kv + m.overhead_bytes) / GIB + CPU_OS_GIB
+
+
 def price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec) -> None:
     """Fill the candidate's provider, hourly/monthly cost, $ per 1M tokens and hosted rows."""
-    choice = cost.choose_price(catalog, cand.gpu, req.spot, req.provider)
+    tiers = cost.allowed_tiers(req.spot, req.price_tiers)
+    choice = cost.choose_price(
+        catalog,
+        cand.gpu,
+        req.spot,
+        req.provider,
+        tiers,
+        gpus_per_replica=cand.gpus_per_replica,
+        tp=cand.tensor_parallel,
+        replicas=cand.replicas,
+        min_ram_gib=cpu_ram_gib(cand),
+    )
     if choice is None:
         where = f" from {req.provider}" if req.provider else ""
-        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog")
+        if cand.gpu == "cpu":
+            where += f" with {cpu_ram_gib(cand):.0f} GiB RAM"
+        named = ", ".join(TIER_LABELS[t] for t in tiers)
+        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog ({named})")
         return
-    if req.spot and not choice.spot:
-        cand.reasons.append(f"no spot price listed for {cand.gpu}; costed on-demand")
-    costs = cost.deployment_cost(
-        catalog, choice, cand.gpu_count, cand.weights_bytes, req.active_hours
-    )
+    if req.spot and not choice.spot and not req.price_tiers:
+        cand.reasons.append(f"no spot or community price listed for {cand.gpu}; on-demand")
+    costs = cost.deployment_cost(catalog, choice, cand.weights_bytes, req.active_hours)
     cand.provider, cand.spot = choice.provider, choice.spot
     cand.price_per_gpu_hour_usd = choice.per_gpu_hour
+    cand.node_price = NodePrice(
+        provider=choice.provider,
+        tier=choice.tier,
+        instance=choice.instance,
+        gpus_per_node=choice.node_gpus,
+        vcpu=choice.vcpu,
+        ram_gib=choice.ram_gib,
+        node_hourly_usd=choice.node_hourly,
+        nodes=choice.nodes,
+        source=choice.source,
+        as_of=choice.as_of,
+    )
     cand.hourly_cost_usd = round(costs.hourly, 4)
     cand.monthly_cost_usd = round(costs.monthly, 2)
     cand.monthly_cost_24x7_usd = round(costs.monthly_24x7, 2)

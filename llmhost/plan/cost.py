@@ -1,7 +1,9 @@
 """Cost model: what a configuration costs per hour, per month and per million tokens, and where
 it breaks even against hosted APIs.
 
-- hourly = GPUs x $/GPU-hour (spot when allowed and priced, else on-demand)
+- hourly = nodes x $/node-hour: each price row is a whole node (GPUs + VM) in one tier
+  (on_demand, spot, community, reserved_1y, reserved_3y); the cheapest allowed row that holds
+  the replicas wins
 - monthly (24/7) = hourly x 730 + control plane $/h x 730 + weights volume GB x $/GB-month
 - monthly (scale to zero, N active hours) = hourly x N + control plane x 730 + storage
 - $ per 1M output tokens = hourly / (aggregate output tokens/s x utilisation x 3600) x 1e6
@@ -11,9 +13,12 @@ it breaks even against hosted APIs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from llmhost.plan.catalog import Catalog, GpuPrice, HostedApi
+from llmhost.errors import UnknownChoiceError
+from llmhost.plan.catalog import Catalog, HostedApi
+from llmhost.plan.catalog.price_rows import INTERRUPTIBLE_TIERS, TIERS, GpuPrice
 from llmhost.plan.types import HostedComparison
 
 HOURS_PER_MONTH = 730.0
@@ -24,33 +29,102 @@ VOLUME_HEADROOM = 1.2
 
 @dataclass(frozen=True)
 class PriceChoice:
-    """The price a candidate is costed at, and where it comes from."""
+    """The node price a candidate is costed at, its tier, and where it comes from."""
 
     provider: str
     per_gpu_hour: float
-    spot: bool
+    tier: str
     source: str
     as_of: str
+    instance: str = ""
+    node_gpus: int = 1
+    vcpu: int = 0
+    ram_gib: float = 0.0
+    node_hourly: float = 0.0
+    nodes: int = 0  # nodes the deployment needs at this price (0: not sized for a shape)
+
+    @property
+    def spot(self) -> bool:
+        """True when the capacity can be reclaimed at short notice (spot or community)."""
+        return self.tier in INTERRUPTIBLE_TIERS
+
+    @property
+    def hourly(self) -> float:
+        """The whole deployment's $/hour at this price: nodes x node price."""
+        return self.nodes * self.node_hourly
+
+
+def allowed_tiers(spot: bool, tiers: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The price tiers a plan may use: the ones named, else on-demand (+ spot and community)."""
+    if tiers:
+        unknown = [t for t in tiers if t not in TIERS]
+        if unknown:
+            raise UnknownChoiceError("price tier", unknown[0], TIERS)
+        return tuple(tiers)
+    return ("on_demand", *INTERRUPTIBLE_TIERS) if spot else ("on_demand",)
+
+
+def nodes_needed(node_gpus: int, gpus_per_replica: int, tp: int, replicas: int) -> int | None:
+    """Nodes of `node_gpus` GPUs that hold `replicas` replicas of `gpus_per_replica` GPUs.
+
+    Replicas smaller than a node share it; a replica larger than a node spans nodes by pipeline
+    stage, so each node must hold at least one tensor-parallel group (None when it cannot).
+    """
+    if gpus_per_replica <= node_gpus:
+        return math.ceil(replicas / (node_gpus // gpus_per_replica))
+    if tp > node_gpus:
+        return None
+    stages = gpus_per_replica // tp
+    return replicas * math.ceil(stages / (node_gpus // tp))
 
 
 def choose_price(
-    catalog: Catalog, gpu: str, spot: bool, provider: str | None = None
+    catalog: Catalog,
+    gpu: str,
+    spot: bool,
+    provider: str | None = None,
+    tiers: list[str] | tuple[str, ...] | None = None,
+    gpus_per_replica: int = 1,
+    tp: int = 1,
+    replicas: int = 1,
+    min_ram_gib: float = 0.0,
 ) -> PriceChoice | None:
-    """The cheapest listed price for `gpu` (spot if allowed and listed), optionally one provider."""
-    prices: list[GpuPrice] = catalog.prices_for(gpu)
+    """The cheapest listed node price that holds the deployment, in the allowed tiers.
+
+    Each row is a whole node (GPUs + VM); the deployment pays for whole nodes, so a 1-GPU
+    replica on an 8-GPU-only offer pays for the node.
+    """
+    allowed = allowed_tiers(spot, tiers)
+    rows: list[GpuPrice] = catalog.prices_for(gpu, allowed)
     if provider:
-        prices = [p for p in prices if p.provider == provider]
+        rows = [p for p in rows if p.provider == provider]
+    rows = [p for p in rows if p.ram_gib >= min_ram_gib]
     options = []
-    for p in prices:
-        options.append(PriceChoice(p.provider, p.on_demand, False, p.source, p.as_of))
-        if spot and p.spot is not None:
-            options.append(PriceChoice(p.provider, p.spot, True, p.source, p.as_of))
-    return min(options, key=lambda o: o.per_gpu_hour, default=None)
+    for p in rows:
+        nodes = nodes_needed(p.gpus, gpus_per_replica, tp, replicas)
+        if nodes is None:
+            continue
+        options.append(
+            PriceChoice(
+                provider=p.provider,
+                per_gpu_hour=p.per_gpu_hour,
+                tier=p.tier,
+                source=p.source,
+                as_of=p.as_of,
+                instance=p.instance,
+                node_gpus=p.gpus,
+                vcpu=p.vcpu,
+                ram_gib=p.ram_gib,
+                node_hourly=p.node_hourly,
+                nodes=nodes,
+            )
+        )
+    return min(options, key=lambda o: (o.hourly, o.per_gpu_hour), default=None)
 
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """Hourly and monthly cost of a deployment of `gpus` GPUs."""
+    """Hourly and monthly cost of a deployment on `nodes` nodes."""
 
     hourly: float
     monthly_24x7: float
@@ -62,12 +136,11 @@ class CostBreakdown:
 def deployment_cost(
     catalog: Catalog,
     price: PriceChoice,
-    gpus: int,
     weights_bytes: int,
     active_hours: float | None,
 ) -> CostBreakdown:
-    """GPU, control-plane and storage cost; `active_hours` models scale to zero."""
-    hourly = gpus * price.per_gpu_hour
+    """Node, control-plane and storage cost; `active_hours` models scale to zero."""
+    hourly = price.hourly
     fee = catalog.control_plane_hourly.get(price.provider)
     control = (fee.price if fee else 0.0) * HOURS_PER_MONTH
     store = catalog.storage_gb_month.get(price.provider)
@@ -127,4 +200,24 @@ def compare_hosted(
                 as_of=api.as_of,
             )
         )
+    return rows
+
+
+def flag_capacity(
+    rows: list[HostedComparison], full_tokens_per_day: float, carry_share: float
+) -> list[HostedComparison]:
+    """Mark each break-even with the utilisation it needs and whether the fleet can reach it.
+
+    `full_tokens_per_day` is what the fleet serves flat out all day; `carry_share` the mean busy
+    share the traffic shape allows, (1 - headroom) / peak-to-mean: beyond that the peak no
+    longer fits in the replicas.
+    """
+    carry = full_tokens_per_day * carry_share
+    for row in rows:
+        row.fleet_capacity_tokens_per_day = round(carry, 0)
+        even = row.break_even_tokens_per_day
+        if even is None or full_tokens_per_day <= 0:
+            continue
+        row.break_even_utilization = round(even / full_tokens_per_day, 4)
+        row.beyond_capacity = even > carry
     return rows

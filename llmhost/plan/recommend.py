@@ -13,8 +13,20 @@ import math
 
 from llmhost.errors import UsageError
 from llmhost.plan import memory
-from llmhost.plan.candidate import SIZING_HEADROOM, Option, empty, gib, price, required_rps
+from llmhost.plan.bill import whole_bill
+from llmhost.plan.candidate import (
+    Option,
+    busy_at_peak,
+    empty,
+    gib,
+    price,
+    replicas_for,
+    required_rps,
+)
 from llmhost.plan.catalog import Catalog, EngineProfile, Gpu, WeightFormat
+from llmhost.plan.cost import compare_hosted, flag_capacity
+from llmhost.plan.growth import fleet_over_time
+from llmhost.plan.own import ownership
 from llmhost.plan.search import gpu_candidates, shape_label
 from llmhost.plan.sources import ModelSource
 from llmhost.plan.speed import Hardware, estimate_speed
@@ -29,11 +41,26 @@ from llmhost.plan.types import (
 )
 
 CPU_FORMATS = ("q4_k_m", "q5_k_m", "q8_0", "bf16")
+# The CPU is a candidate without --gpu cpu only when one user gets at least this many tokens/s
+# (about reading speed); slower, it is listed but never recommended unless asked for.
+CPU_UNASKED_MIN_TOKENS_PER_S = 5.0
+
+
+def _cpu_only_when_asked(cand: Candidate, req: Requirements) -> Candidate:
+    floor = max(CPU_UNASKED_MIN_TOKENS_PER_S, req.min_user_tokens_per_s)
+    if cand.fits and cand.meets_targets and cand.decode_tokens_per_s_single < floor:
+        cand.meets_targets = False
+        cand.reasons.append(
+            f"the CPU gives {cand.decode_tokens_per_s_single:.1f} tokens/s per user, under the "
+            f"{floor:g} tokens/s a CPU needs to be proposed unasked (ask with --gpu cpu)"
+        )
+    return cand
 
 
 ASSUMPTIONS = [
     "Traffic: tokens/day split into requests of prompt_tokens + output_tokens; peak = "
-    "peak_to_mean x mean; replicas sized to run at most 80% busy at peak.",
+    "peak_to_mean x mean (--peak-to-mean, default 2); replicas sized to keep --headroom "
+    "(default 30%) free at peak.",
     "vLLM memory: gpu_memory_utilization x device memory, less weights, the activation peak at "
     "max_num_batched_tokens, non-torch memory (CUDA context, NCCL) and the CUDA-graph pool.",
     "vLLM KV cache: paged; concurrency = KV budget / the tokens a request holds on average "
@@ -42,8 +69,10 @@ ASSUMPTIONS = [
     "vLLM speed: per-layer step model (GEMMs with M-dependent efficiency, attention over held "
     "KV, prefill chunks inside decode steps, all-reduce per link type, pipeline hops, per-step "
     "and per-request CPU costs); llama.cpp: whole-model roofline per step.",
-    "Cost: cheapest listed provider for each GPU (prices.yaml, dated); 730 hours a month; "
-    "control plane and weights volume included.",
+    "Cost: the cheapest listed whole node (GPUs + VM) in the allowed price tiers (prices.yaml, "
+    "dated), whole nodes billed; 730 hours a month; candidates rank by engine nodes, control "
+    "plane and weights volume; the recommendation's whole bill (bill.yaml) adds system nodes, "
+    "ReadWriteMany storage, egress and backups, and break-even uses that bill.",
 ]
 
 
@@ -142,7 +171,7 @@ def _finish(
         + req.prompt_tokens / speed.prefill_tokens_per_s
     )
     capacity = 1 / seconds_per_request
-    replicas = max(1, math.ceil(required_rps(req) / (capacity * SIZING_HEADROOM)))
+    replicas = replicas_for(required_rps(req), capacity, req)
     per_replica = hw.tensor_parallel * hw.pipeline_parallel
     meets = True
     if req.ttft_s is not None and speed.ttft_s > req.ttft_s:
@@ -245,8 +274,13 @@ def build_plan(
     catalog: Catalog,
     gpus: list[Gpu],
     gpu_count: int | None = None,
+    cpu_asked: bool = True,
 ) -> Plan:
-    """Every candidate for `source` on `gpus`, and the recommendation."""
+    """Every candidate for `source` on `gpus`, and the recommendation.
+
+    With `cpu_asked` False (the user named no GPUs), the CPU must also be fast enough to be
+    worth proposing (`CPU_UNASKED_MIN_TOKENS_PER_S`).
+    """
     spec = source.spec
     if req.context > spec.max_context:
         raise UsageError(f"--context {req.context} exceeds {spec.id}'s maximum {spec.max_context}")
@@ -260,7 +294,8 @@ def build_plan(
             if engine is None:
                 candidates.append(_unsupported(gpu, fmt, _weights(source, fmt, catalog)))
             elif gpu.is_cpu:
-                candidates.append(_cpu_candidate(Option(source, gpu, fmt, engine, catalog, req)))
+                cand = _cpu_candidate(Option(source, gpu, fmt, engine, catalog, req))
+                candidates.append(cand if cpu_asked else _cpu_only_when_asked(cand, req))
             else:
                 opt = Option(source, gpu, fmt, engine, catalog, req)
                 candidates += gpu_candidates(opt, _weights(source, fmt, catalog), gpu_count)
@@ -301,6 +336,16 @@ def build_plan(
                 sorted({c.reasons[-1] for c in fitting})[:3]
             )
         alternatives = []
+    bill = whole_bill(catalog, best, req, required_rps(req)) if best else None
+    if bill:
+        reason += f"; the whole bill with the cluster around it ${bill.monthly_usd:,.0f}/month"
+    if best and bill:  # break-even against the whole bill, not the GPUs alone
+        share = req.prompt_tokens / (req.prompt_tokens + req.output_tokens)
+        best.hosted = compare_hosted(catalog, spec.id, bill.monthly_usd, share, req.tokens_per_day)
+    if best:
+        full = best.replicas * best.requests_per_s_capacity * 86400
+        full *= req.prompt_tokens + req.output_tokens
+        flag_capacity(best.hosted, full, busy_at_peak(req) / req.peak_to_mean)
     kv_dtype = 1 if req.kv_cache_dtype == "fp8" else catalog.engines["vllm"].kv_dtype_bytes
     default_fmt = catalog.formats[best.quantization] if best else catalog.formats["bf16"]
     return Plan(
@@ -330,4 +375,7 @@ def build_plan(
             "max_context": spec.max_context,
         },
         assumptions=ASSUMPTIONS,
+        bill=bill,
+        growth=fleet_over_time(best, req) if best else [],
+        ownership=ownership(catalog, best, req) if best else None,
     )

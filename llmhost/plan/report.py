@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from llmhost.plan.bill import bill_table
 from llmhost.plan.catalog import GIB
-from llmhost.plan.types import Candidate, Plan
+from llmhost.plan.catalog.price_rows import TIER_LABELS
+from llmhost.plan.types import Candidate, HostedComparison, Ownership, Plan
 
 
 def _money(value: float | None, digits: int = 0) -> str:
@@ -37,6 +39,28 @@ def _row(c: Candidate) -> list[str]:
         f"{c.ttft_s:.2f}" if c.fits else "-",
         _money(c.monthly_cost_usd),
         _money(c.cost_per_million_output_tokens_usd, 3),
+        _priced_on(c),
+    ]
+
+
+def _priced_on(c: Candidate) -> str:
+    """Where a candidate's price comes from: provider, tier and nodes."""
+    n = c.node_price
+    if n is None:
+        return "-"
+    return f"{n.provider} {n.tier}: {n.nodes}x {n.instance}"
+
+
+def price_lines(c: Candidate) -> list[str]:
+    """The node price a candidate is costed at, with its tier, shape, source and date."""
+    n = c.node_price
+    if n is None:
+        return []
+    return [
+        f"{n.nodes} x {n.instance} at {n.provider}, {TIER_LABELS.get(n.tier, n.tier)} tier: "
+        f"${n.node_hourly_usd:,.3f}/node-hour ({n.gpus_per_node} GPU, {n.vcpu} vCPU, "
+        f"{n.ram_gib:g} GiB RAM per node) = ${n.nodes * n.node_hourly_usd:,.2f}/hour",
+        f"price source: {n.source} ({n.as_of})",
     ]
 
 
@@ -55,6 +79,7 @@ HEADERS = [
     "TTFT s",
     "$/month",
     "$/1M out",
+    "priced on",
 ]
 
 
@@ -90,8 +115,12 @@ def print_plan(plan: Plan, console: Console) -> None:
     if plan.recommendation:
         rec = plan.recommendation
         console.print(f"[bold green]Recommendation[/]: {plan.recommendation_reason}")
-        for line in rec.reasons:
+        for line in rec.reasons + price_lines(rec):
             console.print(f"  - {line}")
+        if plan.bill:
+            console.print(f"  the whole bill: ${plan.bill.monthly_usd:,.2f}/month")
+            for bl in plan.bill.lines:
+                console.print(f"    {bl.item}: ${bl.monthly_usd:,.2f} ({bl.quantity}; {bl.basis})")
         if rec.engine_args:
             args = rec.engine_args
             console.print(
@@ -114,6 +143,69 @@ def print_plan(plan: Plan, console: Console) -> None:
         console.print(f"  alternative {line}")
 
 
+def ownership_section(o: Ownership) -> list[str]:
+    """Owning against renting, month by month and over the servers' life, line by line."""
+    i = o.inputs
+    months = i.years * 12
+
+    def total(v: float | None) -> str:
+        return "-" if v is None else f"${v:,.0f}"
+
+    return [
+        f"## Own or rent over {i.years:g} years",
+        "",
+        f"{o.servers} server(s) of {o.gpus_per_server} GPUs at ${o.purchase_usd_per_server:,.0f} "
+        f"each, {o.power_kw_per_server:g} kW rated ({o.source}{f', {o.as_of}' if o.as_of else ''}"
+        f"); ${i.usd_per_kwh:g}/kWh, PUE {i.pue:g}, operations {i.ops_overhead_per_year:.0%} of "
+        "the hardware a year (assumptions unless given). Engine servers only: the other lines of "
+        "the bill are the same whether the engines are owned or rented.",
+        "",
+        "| line | $/month | basis |",
+        "|---|---:|---|",
+        f"| depreciation | {o.monthly_depreciation_usd:,.2f} | {o.servers} x "
+        f"${o.purchase_usd_per_server:,.0f} / {months:g} months, no resale |",
+        f"| power and cooling | {o.monthly_power_usd:,.2f} | {o.servers} x "
+        f"{o.power_kw_per_server:g} kW x PUE {i.pue:g} x 730 h x ${i.usd_per_kwh:g}/kWh |",
+        f"| operations | {o.monthly_ops_usd:,.2f} | {i.ops_overhead_per_year:.0%} x hardware "
+        "/ 12 |",
+        f"| **owned, per month** | **{o.monthly_usd:,.2f}** | |",
+        "",
+        f"| over {i.years:g} years | total | basis |",
+        "|---|---:|---|",
+        f"| own | {total(o.total_own_usd)} | purchase + {months:g} months of power and "
+        "operations |",
+        f"| rent on-demand | {total(o.total_on_demand_usd)} | {o.on_demand_basis} |",
+        f"| rent spot / community | {total(o.total_spot_usd)} | {o.spot_basis} |",
+    ]
+
+
+def _utilisation(h: HostedComparison) -> str:
+    u = h.break_even_utilization
+    return "-" if u is None else f"{u:.0%}"
+
+
+def _reachable(h: HostedComparison) -> str:
+    if h.break_even_utilization is None:
+        return "-"
+    return "**no: beyond this fleet's capacity**" if h.beyond_capacity else "yes"
+
+
+def _tier(c: Candidate) -> str:
+    if c.node_price is None:
+        return "-"
+    return TIER_LABELS.get(c.node_price.tier, c.node_price.tier)
+
+
+def _nodes(c: Candidate) -> str:
+    n = c.node_price
+    if n is None:
+        return "-"
+    return (
+        f"{n.nodes} x {n.instance} ({n.gpus_per_node} GPU, {n.vcpu} vCPU, {n.ram_gib:g} GiB); "
+        f"source: {n.source} ({n.as_of})"
+    )
+
+
 def plan_markdown(plan: Plan) -> str:
     """A report to paste into a design doc."""
     req, rec = plan.requirements, plan.recommendation
@@ -126,7 +218,8 @@ def plan_markdown(plan: Plan) -> str:
     out += [
         f"- Context: {req.context:,} tokens (typical request {req.prompt_tokens} in / "
         f"{req.output_tokens} out)",
-        f"- Traffic: {traffic} (peak {req.peak_to_mean:g}x mean)",
+        f"- Traffic: {traffic} (peak {req.peak_to_mean:g}x mean, {req.headroom:.0%} headroom "
+        "kept free at peak)",
         f"- TTFT target: {f'{req.ttft_s:g} s' if req.ttft_s else 'none'}; per-user speed "
         f"target: {req.min_user_tokens_per_s:g} tokens/s",
         f"- Lowest precision: {req.min_precision or 'any'}; spot: "
@@ -147,6 +240,7 @@ def plan_markdown(plan: Plan) -> str:
     ]
     if rec:
         mem = rec.memory
+        node_hourly = rec.node_price.node_hourly_usd if rec.node_price else None
         out += [
             plan.recommendation_reason[0].upper() + plan.recommendation_reason[1:] + ".",
             "",
@@ -173,7 +267,10 @@ def plan_markdown(plan: Plan) -> str:
             "",
             "| item | value |",
             "|---|---|",
-            f"| provider | {rec.provider} ({'spot' if rec.spot else 'on-demand'}) |",
+            f"| provider | {rec.provider} |",
+            f"| price tier | {_tier(rec)} |",
+            f"| nodes | {_nodes(rec)} |",
+            f"| $/node-hour | {_money(node_hourly, 3)} |",
             f"| $/GPU-hour | {_money(rec.price_per_gpu_hour_usd, 3)} |",
             f"| $/hour | {_money(rec.hourly_cost_usd, 2)} |",
             f"| control plane $/month | {_money(rec.control_plane_monthly_usd, 2)} |",
@@ -183,11 +280,25 @@ def plan_markdown(plan: Plan) -> str:
             f"| $ per 1M output tokens at {req.utilization:.0%} utilisation | "
             f"{_money(rec.cost_per_million_output_tokens_usd, 3)} |",
             "",
+        ]
+        if plan.bill:
+            out += [
+                "## The whole bill",
+                "",
+                f"Monthly, at {plan.bill.provider}, engine nodes running "
+                f"{plan.bill.engine_hours_per_month:g} h/month; every other line runs 24/7.",
+                "",
+                *bill_table(plan.bill),
+                "",
+                *[f"- Assumption: {a}" for a in plan.bill.assumptions],
+                "",
+            ]
+        out += [
             "## Hosted APIs and break-even",
             "",
             "| provider | model | same weights | $/1M in | $/1M out | $/day at this traffic |"
-            " break-even tokens/day |",
-            "|---|---|---|---|---|---|---|",
+            " break-even tokens/day | utilisation needed | reachable |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for h in rec.hosted:
             even = h.break_even_tokens_per_day
@@ -195,10 +306,43 @@ def plan_markdown(plan: Plan) -> str:
                 f"| {h.provider} | {h.api_model} | {'yes' if h.same_model else 'no'} | "
                 f"{h.input_per_million_usd:.2f} | {h.output_per_million_usd:.2f} | "
                 f"{_money(h.cost_per_day_usd, 2)} | "
-                f"{'-' if even is None else f'{even:,.0f}'} |"
+                f"{'-' if even is None else f'{even:,.0f}'} | {_utilisation(h)} | "
+                f"{_reachable(h)} |"
             )
+        cap = rec.hosted[0].fleet_capacity_tokens_per_day if rec.hosted else None
+        if cap is not None:
+            out += [
+                "",
+                f"This fleet carries at most {cap:,.0f} tokens/day on average at this traffic "
+                f"shape ({req.headroom:.0%} headroom, peak {req.peak_to_mean:g}x mean); a "
+                "break-even above that is not reachable without adding replicas.",
+            ]
     else:
         out.append(f"No configuration works: {plan.recommendation_reason}.")
+    if plan.ownership:
+        out += ["", *ownership_section(plan.ownership)]
+    if plan.growth:
+        out += [
+            "",
+            f"## The fleet over {req.horizon_months} months ({req.growth_per_month:+.0%} traffic "
+            "a month)",
+            "",
+            "| month | tokens/day | peak req/s | replicas | nodes | engine $/month |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {g.month} | {'-' if g.tokens_per_day is None else f'{g.tokens_per_day:,.0f}'} | "
+            f"{g.peak_requests_per_s:,.2f} | {g.replicas} | {g.nodes} | "
+            f"{g.engine_monthly_usd:,.2f} |"
+            for g in plan.growth
+        ]
+        adds = [g.month for g in plan.growth[1:] if g.replicas > plan.growth[0].replicas]
+        out += [
+            "",
+            "Add capacity at month(s): " + ", ".join(str(m) for m in adds)
+            if adds
+            else "The fleet of month 0 carries the traffic to the horizon.",
+        ]
     out += ["", "## Alternatives", ""]
     out += [f"- {line}" for line in plan.alternatives] or ["- none"]
     if rec and rec.curve:

@@ -20,7 +20,7 @@ from llmhost.plan.batching import (
     paged_concurrency,
     sequence_kv_bytes_per_gpu,
 )
-from llmhost.plan.candidate import SIZING_HEADROOM, Option, empty, gib, price, required_rps
+from llmhost.plan.candidate import Option, empty, gib, price, replicas_for, required_rps
 from llmhost.plan.operating import Traffic, choose, concurrency_levels, point
 from llmhost.plan.step import ModelCost, Replica, model_cost, step_seconds
 from llmhost.plan.types import Candidate, EngineArgs, MemoryBreakdown, Shape
@@ -231,7 +231,7 @@ def _evaluate(
     chunk = min(req.prompt_tokens, limits.max_num_batched_tokens)
     prefill_s = math.ceil(req.prompt_tokens / chunk) * step(0, 0, chunk, req.prompt_tokens / 2)
     capacity = chosen.aggregate_tokens_per_s / req.output_tokens
-    replicas = max(1, math.ceil(required_rps(req) / (capacity * SIZING_HEADROOM)))
+    replicas = replicas_for(required_rps(req), capacity, req)
     reasons = [
         f"fits on {shape.gpus}x {gpu.id} ({shape_label(shape)}): {gib(mem.kv_available)} per "
         f"GPU of KV cache, {mem.kv_tokens:,} tokens; {held_concurrency} requests of "

@@ -19,6 +19,18 @@ SCHEMA_VERSION = 2
 
 
 @dataclass
+class OwnInputs:
+    """`--own`: buying the servers. Defaults are stated assumptions, not quotes."""
+
+    years: float = 4.0  # life over which the purchase is spread (straight line, no resale)
+    usd_per_kwh: float = 0.12
+    pue: float = 1.4  # facility power / IT power (cooling, distribution)
+    ops_overhead_per_year: float = 0.10  # operations, support, colocation: share of hardware/yr
+    server_price_usd: float | None = None  # per server; default from owned.yaml
+    server_kw: float | None = None  # rated draw per server; default from owned.yaml
+
+
+@dataclass
 class Requirements:
     """What the user asked for."""
 
@@ -41,6 +53,11 @@ class Requirements:
     concurrency: int | None = None  # evaluate this many concurrent users instead of searching
     kv_cache_dtype: str = "auto"  # auto (the weights' 16-bit type) or fp8
     tensor_parallel: int | None = None  # fix the TP degree instead of searching it
+    price_tiers: list[str] = field(default_factory=list)  # empty: on-demand (+ spot if spot)
+    headroom: float = 0.3  # share of each replica kept free at peak
+    growth_per_month: float = 0.0  # traffic growth, e.g. 0.1 = +10% a month
+    horizon_months: int = 0  # plan the fleet at this many months from now too
+    own: OwnInputs | None = None  # price owned servers too (--own)
 
 
 @dataclass
@@ -56,6 +73,11 @@ class HostedComparison:
     break_even_tokens_per_day: float | None
     source: str
     as_of: str
+    # Mean tokens/day the fleet can carry at this traffic shape (capacity x (1 - headroom) /
+    # peak-to-mean), the mean utilisation break-even needs, and whether it is beyond reach.
+    fleet_capacity_tokens_per_day: float | None = None
+    break_even_utilization: float | None = None
+    beyond_capacity: bool = False
 
 
 @dataclass
@@ -116,6 +138,22 @@ class EngineArgs:
 
 
 @dataclass
+class NodePrice:
+    """The node a candidate is priced on: provider, tier, instance and shape, and how many."""
+
+    provider: str
+    tier: str  # on_demand | spot | community | reserved_1y | reserved_3y
+    instance: str
+    gpus_per_node: int
+    vcpu: int
+    ram_gib: float
+    node_hourly_usd: float
+    nodes: int
+    source: str
+    as_of: str
+
+
+@dataclass
 class Candidate:
     """One way to serve the model: GPU type and count, format, engine, speed and cost."""
 
@@ -157,6 +195,66 @@ class Candidate:
     shape: Shape = field(default_factory=Shape)
     engine_args: EngineArgs | None = None
     curve: list[CurvePoint] = field(default_factory=list)
+    node_price: NodePrice | None = None
+
+
+@dataclass
+class BillLine:
+    """One line of the whole bill: what, how many, at what unit price, per month, and why."""
+
+    item: str
+    quantity: str
+    unit_price: str
+    monthly_usd: float
+    tier: str = ""  # the price tier for node lines (on_demand, spot, ...), else ""
+    basis: str = ""  # how the line is computed, or the assumption it rests on
+    source: str = ""
+    as_of: str = ""
+
+
+@dataclass
+class Bill:
+    """The whole monthly bill of the recommendation, line by line, in US dollars."""
+
+    provider: str
+    lines: list[BillLine]
+    monthly_usd: float
+    engine_hours_per_month: float
+    assumptions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ownership:
+    """Owning the engine servers against renting them, per month and over the servers' life."""
+
+    servers: int
+    gpus_per_server: int
+    purchase_usd_per_server: float
+    power_kw_per_server: float
+    inputs: OwnInputs
+    monthly_depreciation_usd: float
+    monthly_power_usd: float
+    monthly_ops_usd: float
+    monthly_usd: float
+    total_own_usd: float
+    total_on_demand_usd: float | None
+    total_spot_usd: float | None
+    on_demand_basis: str
+    spot_basis: str
+    source: str
+    as_of: str
+
+
+@dataclass
+class GrowthStep:
+    """The fleet the traffic needs at one month: shown where the replica count changes."""
+
+    month: int
+    tokens_per_day: float | None
+    peak_requests_per_s: float
+    replicas: int
+    nodes: int
+    engine_monthly_usd: float
 
 
 @dataclass
@@ -178,6 +276,9 @@ class Plan:
     architecture: dict[str, Any] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    bill: Bill | None = None
+    growth: list[GrowthStep] = field(default_factory=list)
+    ownership: Ownership | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -202,11 +303,14 @@ class Plan:
         return cls(
             **{
                 **data,
-                "requirements": Requirements(**data["requirements"]),
+                "requirements": _requirements(data["requirements"]),
                 "candidates": [_candidate(c) for c in data["candidates"]],
                 "recommendation": _candidate(data["recommendation"])
                 if data.get("recommendation")
                 else None,
+                "bill": _bill(data["bill"]) if data.get("bill") else None,
+                "growth": [GrowthStep(**g) for g in data.get("growth", [])],
+                "ownership": _ownership(data["ownership"]) if data.get("ownership") else None,
             }
         )
 
@@ -214,6 +318,19 @@ class Plan:
     def from_json(cls, text: str) -> Plan:
         """Parse a plan saved with `to_json`."""
         return cls.from_dict(json.loads(text))
+
+
+def _requirements(data: dict[str, Any]) -> Requirements:
+    own = data.get("own")
+    return Requirements(**{**data, "own": OwnInputs(**own) if own else None})
+
+
+def _ownership(data: dict[str, Any]) -> Ownership:
+    return Ownership(**{**data, "inputs": OwnInputs(**data["inputs"])})
+
+
+def _bill(data: dict[str, Any]) -> Bill:
+    return Bill(**{**data, "lines": [BillLine(**line) for line in data["lines"]]})
 
 
 def _candidate(data: dict[str, Any]) -> Candidate:
@@ -227,5 +344,6 @@ def _candidate(data: dict[str, Any]) -> Candidate:
             "shape": Shape(**data.get("shape", {})),
             "engine_args": EngineArgs(**args) if args else None,
             "curve": [CurvePoint(**p) for p in data.get("curve", [])],
+            "node_price": NodePrice(**data["node_price"]) if data.get("node_price") else None,
         }
     )

@@ -95,12 +95,15 @@ def test_bad_input(kwargs: dict[str, object], message: str) -> None:
 def test_user_price_file_overrides(tmp_path: Path) -> None:
     prices = tmp_path / "prices.yaml"
     prices.write_text(
-        "gpu_hourly:\n  - {gpu: l4, provider: gcp, on_demand: 0.01, spot: null,"
-        " source: mine, as_of: '2026-11-23'}\n"
+        "gpu_nodes:\n  - {gpu: l4, provider: gcp, tier: on_demand, instance: g2-standard-4,"
+        " gpus: 1, vcpu: 4, ram_gib: 16, node_hourly: 0.01, source: mine, as_of: '2026-11-23'}\n"
     )
     plan = plan_for("llama-3.1-8b", gpus=["l4"], quantizations=["fp8"], prices=prices)
     assert plan.recommendation and plan.recommendation.price_per_gpu_hour_usd == 0.01
     bad = tmp_path / "bad.yaml"
-    bad.write_text("gpu_hourly:\n  - {gpu: l5, provider: x, on_demand: 1, source: s, as_of: d}\n")
+    bad.write_text(
+        "gpu_nodes:\n  - {gpu: l5, provider: x, tier: on_demand, instance: i, gpus: 1, vcpu: 1,"
+        " ram_gib: 1, node_hourly: 1, source: s, as_of: '2026-01-01'}\n"
+    )
     with pytest.raises(UsageError, match="l4"):
         plan_for("llama-3.1-8b", gpus=["l4"], prices=bad)

@@ -71,7 +71,10 @@ def test_llama_70b_fp8_compares_tp_and_picks_by_cost() -> None:
     assert rec is not None
     costs = {t: by_tp[t].monthly_cost_usd for t in (1, 2, 4, 8)}
     assert rec.monthly_cost_usd == min(costs.values())  # type: ignore[type-var]
-    assert rec.shape.tp == 2  # TP 1 has a sliver of KV: 91 replicas
+    # TP 1 has a sliver of KV: 91 replicas. TP 2 x 6 and TP 4 x 4 both fill two 8-GPU
+    # p5.48xlarge nodes (whole nodes are billed): equal cost, TP 4 wins on throughput.
+    assert by_tp[2].node_price and by_tp[2].node_price.nodes == 2
+    assert rec.node_price and rec.node_price.nodes == 2 and rec.shape.tp == 4
     assert by_tp[1].replicas > 5 * rec.replicas
     assert f"TP {rec.shape.tp}" in plan.recommendation_reason
     assert any("TP 1:" in a and "more" in a for a in plan.alternatives)

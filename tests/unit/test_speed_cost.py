@@ -45,13 +45,16 @@ def test_tensor_parallel_is_faster(catalog: Catalog) -> None:
 
 
 def test_deployment_cost_by_hand(catalog: Catalog) -> None:
-    price = cost.PriceChoice("aws", 6.88, False, "test", "2026-11-09")
-    c = cost.deployment_cost(catalog, price, 2, 100_000_000_000, None)
-    assert c.hourly == pytest.approx(13.76)
+    # two 8-GPU p5.48xlarge nodes at $55.04/node-hour
+    price = cost.PriceChoice(
+        "aws", 6.88, "on_demand", "test", "2026-11-09", node_gpus=8, node_hourly=55.04, nodes=2
+    )
+    c = cost.deployment_cost(catalog, price, 100_000_000_000, None)
+    assert c.hourly == pytest.approx(110.08)
     storage = 0.08 * 100 * 1.2  # gp3 $/GB-month x GB x headroom
-    assert c.monthly_24x7 == pytest.approx(13.76 * 730 + 0.10 * 730 + storage)
-    idle = cost.deployment_cost(catalog, price, 2, 100_000_000_000, 100)
-    assert idle.monthly == pytest.approx(13.76 * 100 + 0.10 * 730 + storage)
+    assert c.monthly_24x7 == pytest.approx(110.08 * 730 + 0.10 * 730 + storage)
+    idle = cost.deployment_cost(catalog, price, 100_000_000_000, 100)
+    assert idle.monthly == pytest.approx(110.08 * 100 + 0.10 * 730 + storage)
 
 
 def test_cost_per_million_tokens() -> None:
@@ -64,7 +67,9 @@ def test_spot_is_chosen_when_allowed(catalog: Catalog) -> None:
     on_demand = cost.choose_price(catalog, "h100-80gb", spot=False)
     spot = cost.choose_price(catalog, "h100-80gb", spot=True)
     assert on_demand and spot and spot.spot and spot.per_gpu_hour < on_demand.per_gpu_hour
-    assert cost.choose_price(catalog, "h100-80gb", False, "aws").per_gpu_hour == 6.88  # type: ignore[union-attr]
+    aws = cost.choose_price(catalog, "h100-80gb", False, "aws", gpus_per_replica=8, tp=8)
+    assert aws and (aws.instance, aws.nodes, aws.hourly) == ("p5.48xlarge", 1, 55.04)
+    assert spot.tier in ("spot", "community") and on_demand.tier == "on_demand"
 
 
 def test_break_even_by_hand(catalog: Catalog) -> None:

@@ -74,7 +74,10 @@ def gateway_config(
         server["scaler_lease"] = SCALER_LEASE
     if options.console:  # the web console at /ui, behind admin login
         server["console"] = True
-    return {"server": server, "models": models}
+    config: dict[str, Any] = {"server": server, "models": models}
+    if options.tiers:  # a fleet plan's tier names: the gateway's tier routing
+        config["tiers"] = {name: list(chain) for name, chain in options.tiers}
+    return config
 
 
 def config_map(config: dict[str, Any], namespace: str) -> dict[str, Any]:

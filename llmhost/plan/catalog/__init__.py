@@ -17,6 +17,17 @@ import yaml
 
 from llmhost.errors import UnknownChoiceError, UsageError
 from llmhost.plan.architecture import ModelSpec
+from llmhost.plan.catalog.price_rows import (
+    TIERS,
+    BillAssumptions,
+    Checkpoint,
+    GpuPrice,
+    OwnedServer,
+    ProviderFee,
+    RwxStorage,
+    SystemNode,
+    validated,
+)
 
 GIB = 1024**3
 MIB = 1024**2
@@ -129,19 +140,6 @@ class EngineProfile:
 
 
 @dataclass(frozen=True)
-class GpuPrice:
-    """What one provider charges per GPU-hour."""
-
-    gpu: str
-    provider: str
-    on_demand: float
-    source: str
-    as_of: str
-    spot: float | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
 class NodeSize:
     """The most GPUs of one type that one provider puts in one machine (one node)."""
 
@@ -172,14 +170,38 @@ class HostedApi:
 
 
 @dataclass(frozen=True)
-class ProviderFee:
-    """A per-provider price that is not per GPU (control plane $/h, storage $/GB-month)."""
+class BillData:
+    """Prices and assumptions for the bill's lines besides the engine nodes (bill.yaml)."""
 
-    provider: str
-    price: float
-    source: str
-    as_of: str
-    note: str = ""
+    system_nodes: dict[str, SystemNode]
+    rwx_storage: dict[str, RwxStorage]
+    egress_gb: dict[str, ProviderFee]
+    backup_gb_month: dict[str, ProviderFee]
+    assumptions: BillAssumptions
+
+
+def load_bill_data(data: Any, origin: str) -> BillData:
+    """The bill's rows from a mapping, each validated (one clear line per bad row)."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin}: expected a mapping")
+
+    def rows(name: str, cls: type[Any]) -> dict[str, Any]:
+        items = data.get(name) or []
+        if not isinstance(items, list):
+            raise UsageError(f"{origin}: {name} must be a list of rows")
+        return {
+            r.provider: r for r in (validated(cls, x, origin, name, i) for i, x in enumerate(items))
+        }
+
+    if "assumptions" not in data:
+        raise UsageError(f"{origin}: missing the 'assumptions' section")
+    return BillData(
+        system_nodes=rows("system_nodes", SystemNode),
+        rwx_storage=rows("rwx_storage", RwxStorage),
+        egress_gb=rows("egress_gb", ProviderFee),
+        backup_gb_month=rows("backup_gb_month", ProviderFee),
+        assumptions=validated(BillAssumptions, data["assumptions"], origin, "assumptions", 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +218,13 @@ class Catalog:
     storage_gb_month: dict[str, ProviderFee]
     hosted_apis: tuple[HostedApi, ...]
     node_sizes: tuple[NodeSize, ...] = ()
+    bill: BillData | None = None
+    owned_servers: dict[str, OwnedServer] = field(default_factory=dict)
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+    def checkpoint(self, model_id: str, fmt: str) -> Checkpoint | None:
+        """The listed pre-quantized checkpoint of `model_id` in `fmt`, if any."""
+        return next((c for c in self.checkpoints if c.model == model_id and c.format == fmt), None)
 
     def model(self, model_id: str) -> ModelSpec:
         """The catalog model `model_id`, or an error naming the closest ids."""
@@ -225,9 +254,9 @@ class Catalog:
         except KeyError:
             raise UnknownChoiceError("engine", engine_id, self.engines) from None
 
-    def prices_for(self, gpu_id: str) -> list[GpuPrice]:
-        """Every provider's price for one GPU type."""
-        return [p for p in self.gpu_prices if p.gpu == gpu_id]
+    def prices_for(self, gpu_id: str, tiers: tuple[str, ...] = TIERS) -> list[GpuPrice]:
+        """Every provider's node prices for one GPU type in the given tiers."""
+        return [p for p in self.gpu_prices if p.gpu == gpu_id and p.tier in tiers]
 
     def gpus_per_node(self, gpu: str, provider: str | None = None) -> int:
         """How many `gpu`s fit in one node at `provider`: the bound on tensor parallelism.
@@ -254,13 +283,10 @@ class Catalog:
         """This catalog with a user's price file merged over the shipped prices."""
         extra = _read_yaml(path)
         if not isinstance(extra, dict):
-            raise UsageError(f"{path}: expected a mapping with gpu_hourly and friends")
-        gpu_prices, control, storage = _prices(extra, origin=str(path))
-        for p in gpu_prices:
-            if p.gpu not in self.gpus:
-                raise UnknownChoiceError(f"GPU in {path}", p.gpu, self.gpus)
-        replaced = {(p.gpu, p.provider) for p in gpu_prices}
-        kept = tuple(p for p in self.gpu_prices if (p.gpu, p.provider) not in replaced)
+            raise UsageError(f"{path}: expected a mapping with gpu_nodes and friends")
+        gpu_prices, control, storage = _prices(extra, origin=str(path), gpus=self.gpus)
+        replaced = {_price_key(p) for p in gpu_prices}
+        kept = tuple(p for p in self.gpu_prices if _price_key(p) not in replaced)
         hosted = self.hosted_apis
         if "hosted_apis" in extra:
             hosted = tuple(_hosted(extra["hosted_apis"], origin=str(path))) + hosted
@@ -271,6 +297,10 @@ class Catalog:
             storage_gb_month={**self.storage_gb_month, **storage},
             hosted_apis=hosted,
         )
+
+
+def _price_key(p: GpuPrice) -> tuple[str, str, str, str]:
+    return p.gpu, p.provider, p.tier, p.instance
 
 
 def _read_yaml(path: Path) -> Any:
@@ -298,19 +328,49 @@ def _build(cls: type[Any], origin: str, **values: Any) -> Any:
         raise UsageError(f"{origin}: {exc}") from None
 
 
+PRICE_SECTIONS = ("gpu_nodes", "kubernetes_control_plane_hourly", "block_storage_gb_month")
+
+
 def _prices(
-    data: dict[str, Any], origin: str
+    data: dict[str, Any], origin: str, gpus: dict[str, Gpu]
 ) -> tuple[list[GpuPrice], dict[str, ProviderFee], dict[str, ProviderFee]]:
-    gpu_prices = [_build(GpuPrice, origin, **row) for row in data.get("gpu_hourly", [])]
-    control = {
-        row["provider"]: _build(ProviderFee, origin, **row)
-        for row in data.get("kubernetes_control_plane_hourly", [])
-    }
-    storage = {
-        row["provider"]: _build(ProviderFee, origin, **row)
-        for row in data.get("block_storage_gb_month", [])
-    }
-    return gpu_prices, control, storage
+    """Validate every row of a price file; one bad row is one clear line naming it."""
+    if "gpu_hourly" in data:
+        raise UsageError(
+            f"{origin}: 'gpu_hourly' is the old per-GPU layout; list whole nodes under "
+            "'gpu_nodes' (gpu, provider, tier, instance, gpus, vcpu, ram_gib, node_hourly, "
+            "source, as_of)"
+        )
+    unknown = set(data) - set(PRICE_SECTIONS) - {"hosted_apis"}
+    if unknown:
+        raise UsageError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}")
+    sections = {}
+    for name in PRICE_SECTIONS:
+        rows = data.get(name) or []
+        if not isinstance(rows, list):
+            raise UsageError(f"{origin}: {name} must be a list of rows")
+        sections[name] = rows
+    gpu_prices: list[GpuPrice] = []
+    for i, row in enumerate(sections["gpu_nodes"]):
+        price: GpuPrice = validated(GpuPrice, row, origin, "gpu_nodes", i)
+        if price.gpu not in gpus:
+            raise UsageError(
+                f"{origin}: gpu_nodes row {i + 1}: field 'gpu': unknown GPU '{price.gpu}' "
+                f"(known: {', '.join(sorted(gpus))})"
+            )
+        gpu_prices.append(price)
+    fees = []
+    for name in PRICE_SECTIONS[1:]:
+        fees.append(
+            {
+                fee.provider: fee
+                for fee in (
+                    validated(ProviderFee, row, origin, name, i)
+                    for i, row in enumerate(sections[name])
+                )
+            }
+        )
+    return gpu_prices, fees[0], fees[1]
 
 
 def _hosted(rows: list[dict[str, Any]], origin: str) -> list[HostedApi]:
@@ -352,7 +412,14 @@ def load_catalog() -> Catalog:
         eid: _build(EngineProfile, f"engines.yaml [{eid}]", id=eid, **row)
         for eid, row in _data("engines.yaml").items()
     }
-    gpu_prices, control, storage = _prices(_data("prices.yaml"), origin="prices.yaml")
+    gpu_prices, control, storage = _prices(_data("prices.yaml"), "prices.yaml", gpus)
+    checkpoints = tuple(
+        validated(Checkpoint, r, "checkpoints.yaml", "checkpoints", i)
+        for i, r in enumerate(_data("checkpoints.yaml")["checkpoints"])
+    )
+    for i, ck in enumerate(checkpoints):
+        if ck.model not in models or ck.format not in formats:
+            raise UsageError(f"checkpoints.yaml: checkpoints row {i + 1}: unknown model or format")
     hosted = _hosted(_data("hosted_apis.yaml"), origin="hosted_apis.yaml")
     nodes = [_build(NodeSize, "nodes.yaml", **row) for row in _data("nodes.yaml")["gpus_per_node"]]
     return Catalog(
@@ -366,4 +433,13 @@ def load_catalog() -> Catalog:
         storage_gb_month=storage,
         hosted_apis=tuple(hosted),
         node_sizes=tuple(nodes),
+        bill=load_bill_data(_data("bill.yaml"), "bill.yaml"),
+        owned_servers={
+            row.gpu: row
+            for row in (
+                validated(OwnedServer, r, "owned.yaml", "servers", i)
+                for i, r in enumerate(_data("owned.yaml")["servers"])
+            )
+        },
+        checkpoints=checkpoints,
     )
