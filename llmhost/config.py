@@ -73,7 +73,7 @@ class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = "llamacpp"
-    # Managed locally (llamacpp only): weights and replica count. External: urls.
+    # Managed locally (llamacpp, vllm): weights and replica count. External: urls.
     weights: str | None = None  # "embedded", a local path, or hf://owner/repo/file[@revision]
     replicas: int = Field(1, ge=0, le=64)
     urls: tuple[str, ...] = ()
@@ -122,7 +122,7 @@ class ModelConfig(_Strict):
         if not sources:
             raise ValueError("give 'weights' (embedded, a GGUF path or hf://...), 'urls' or "
                              "'kubernetes'")  # fmt: skip
-        if self.weights and self.engine != "llamacpp":
+        if self.weights and self.engine not in ("llamacpp", "vllm"):
             raise ValueError(f"engine '{self.engine}' runs outside llmhost here: give its 'urls'")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):
