@@ -113,7 +113,9 @@ def test_a_prompt_over_the_context_is_refused_with_an_integer_code(
     with pytest.raises(openai.BadRequestError) as caught:
         c.completions.create(model=CHAT, prompt="hello " * 2100, max_tokens=4)
     assert caught.value.status_code == 400
-    assert isinstance(caught.value.code, int) and caught.value.code == 400
+    body = caught.value.body  # the `error` object as vLLM wrote it (the client makes code a str)
+    assert isinstance(body, dict) and isinstance(body["code"], int) and body["code"] == 400
+    assert body["type"] == "BadRequestError" and body["param"] == "input_tokens"
     assert "maximum context length is 2048" in caught.value.message
     # A prompt that fits, with max_tokens past the context, is trimmed, not refused.
     trimmed = c.completions.create(
