@@ -71,14 +71,6 @@ def is_installed() -> bool:
     return (vllm_home() / MARKER).is_file() and vllm_python().is_file()
 
 
-def installed_version() -> str | None:
-    """The vLLM version recorded by the finished install, or None."""
-    marker = vllm_home() / MARKER
-    if not marker.is_file():
-        return None
-    return str(json.loads(marker.read_text())["vllm"])
-
-
 def find_base_python() -> Path:
     """A CPython 3.11 to make the venv with: this one if it is 3.11, else `python3.11`."""
     if sys.version_info[:2] == PYTHON_VERSION:
