@@ -31,7 +31,9 @@ from tests.vllm.conftest import (
     wait_all_up,
 )
 
-pytestmark = [pytest.mark.vllm, pytest.mark.integration]
+# 15 minutes: the first test also waits for both replicas to start, the last for one to restart
+# (minutes each on 2 busy cores).
+pytestmark = [pytest.mark.vllm, pytest.mark.integration, pytest.mark.timeout(900)]
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 SYSTEM = "You are the support agent of a bicycle shop in a small town by the sea. " * 24
 DATA = Path(__file__).parents[1] / "data" / "vllm"
