@@ -97,9 +97,9 @@ def row(engine: str, s: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--levels", default="1,2,4,8")
-    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--prompt-tokens", type=int, default=64)
-    parser.add_argument("--output-tokens", type=int, default=96)
+    parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -116,6 +116,7 @@ def main() -> None:
         results["llama.cpp"] = asyncio.run(measure(url, shape, levels, args.requests))
     finally:
         stop(proc)
+    print(json.dumps({"llama.cpp": results["llama.cpp"]}), file=sys.stderr, flush=True)
 
     folder = prepare_embedded()
     vllm = spec(folder, args.threads)
