@@ -64,7 +64,9 @@ async def measure(
             load = Load(concurrency=c, requests=requests)
             drawn = replace(shape, seed=shape.seed + i).requests(requests)
             run = await run_load(endpoint, drawn, load, lambda r: None)
-            out.append({"concurrency": c, **summarize(run.records, run.wall_s, Slo())})
+            summary = summarize(run.records, run.wall_s, Slo())
+            # the machine's 1-minute load average after the level: other work skews the figures
+            out.append({"concurrency": c, "load_average": os.getloadavg()[0], **summary})
     return out
 
 
@@ -90,7 +92,7 @@ def row(engine: str, s: dict[str, Any]) -> str:
     return (
         f"| {engine} | {s['concurrency']} | {s['succeeded']} | "
         f"{s['output_token_throughput']:.1f} | {ms('ttft_s')} | {ms('tpot_s')} | "
-        f"{ms('latency_s')} |"
+        f"{ms('latency_s')} | {s['load_average']:.1f} |"
     )
 
 
@@ -135,8 +137,9 @@ def main() -> None:
         f"threads with 4 sequences; llama.cpp on the Q4_K_M GGUF, vLLM {pins().cpu.version} "
         "(CPU build, compiled) on the same GGUF converted to bf16.",
         "",
-        "| engine | concurrency | ok | out tok/s | TTFT p50 ms | TPOT p50 ms | E2E p50 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | concurrency | ok | out tok/s | TTFT p50 ms | TPOT p50 ms | E2E p50 ms "
+        "| load avg |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for engine, rows in results.items():
         lines += [row(engine, s) for s in rows]
