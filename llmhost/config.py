@@ -226,7 +226,7 @@ class ModelConfig(_Strict):
     engine: Literal["llamacpp", "vllm", "ollama", "tgi", "openai"] = Field(
         "llamacpp", description="The engine kind: its health, launch and load metrics."
     )
-    # Managed locally (llamacpp only): weights and replica count. External: urls.
+    # Managed locally (llamacpp, vllm): weights and replica count. External: urls.
     weights: str | None = Field(
         None, description='"embedded", a local path, or hf://owner/repo/file[@revision]'
     )

@@ -1,4 +1,5 @@
-"""Engines: the adapters that describe each kind, the llama-server build, the local supervisor."""
+"""Engines: the adapters that describe each kind, the llama-server build, the vLLM install, the
+local supervisor."""
 
 from __future__ import annotations
 

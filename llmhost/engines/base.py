@@ -18,11 +18,22 @@ from prometheus_client.parser import text_string_to_metric_families
 
 @dataclass(frozen=True)
 class Load:
-    """How busy an engine says it is: requests running, requests queued, KV cache used (0-1)."""
+    """How busy an engine says it is: requests running, requests queued, KV cache used (0-1),
+    and, where the engine counts them (vLLM), prompt tokens looked up in and found in its prefix
+    cache since it started."""
 
     running: float
     waiting: float
     kv_usage: float | None = None
+    prefix_queries: float | None = None
+    prefix_hits: float | None = None
+
+    @property
+    def prefix_hit_rate(self) -> float | None:
+        """Share of looked-up prompt tokens found in the prefix cache (since start), or None."""
+        if not self.prefix_queries or self.prefix_hits is None:
+            return None
+        return self.prefix_hits / self.prefix_queries
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class LaunchSpec:
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
     prefix_reuse: bool = False  # keep what it takes to reuse any cached prompt prefix
+    cpu_kv_cache_gib: float | None = None  # vLLM on CPU: KV cache space (VLLM_CPU_KVCACHE_SPACE)
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 

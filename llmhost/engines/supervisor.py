@@ -1,10 +1,12 @@
-"""The local supervisor: runs a model's llama-server replicas as child processes.
+"""The local supervisor: runs a model's engine replicas (llama-server, vLLM) as child processes.
 
 Each replica gets a free loopback port, is published to the model's `ReplicaSet` as soon as it
 starts, and is marked ready when its readiness URL answers. A replica that exits is restarted with
 exponential backoff. On stop every child gets SIGTERM, then SIGKILL after 10 s; and each child is
 also tied to the gateway with PR_SET_PDEATHSIG, so even `kill -9` of the gateway leaves no engine
-behind. Each replica logs to its own file, named by replica and gateway process.
+behind. Each replica leads its own process group, which is killed once the replica has exited, so
+an engine's helper processes go with it. Each replica logs to its own file, named by replica and
+gateway process.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ def _die_with_parent() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of an exited replica's process group (each replica leads its own):
+    an engine's helper processes (vLLM's engine core and workers) outlive a killed parent."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 @dataclass
@@ -159,6 +168,7 @@ class LocalSupervisor:
                 self.replica_set.set_state(replica, ReplicaState.STARTING)
                 await self._wait_ready(child)
                 code = await child.proc.wait()
+                _kill_group(child.proc.pid)
                 self.replica_set.set_state(replica, ReplicaState.DOWN)
                 if self._stopping or child not in self._children:
                     return
@@ -205,6 +215,8 @@ class LocalSupervisor:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if proc is not None:
+            _kill_group(proc.pid)
         if child.task is not None:
             child.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmhost.gateway")
 SHUTDOWN_GRACE_S = 5.0
+VLLM_CPU_KV_GIB = 1.0
+READY_TIMEOUT_S = {"vllm": 900.0}  # vLLM on 2 CPU cores takes minutes to load; others 120 s
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,21 @@ class Prepared:
 
 
 def prepare(config: Config) -> list[Prepared]:
-    """Build the engine and fetch weights for every managed model (blocking, before serving)."""
+    """Build or install the engine and fetch weights for every managed model (blocking, before
+    serving): llama-server and the GGUF, or the vLLM venv and the weights converted for it."""
     from llmhost.engines.build import build_llama_server
     from llmhost.engines.weights import resolve_weights
 
     prepared = []
     for model in config.models:
-        if model.managed:
+        if model.managed and model.engine == "vllm":
+            from llmhost.engines.vllm_install import install_vllm, vllm_launcher
+            from llmhost.engines.vllm_weights import vllm_weights
+
+            assert model.weights is not None
+            launcher = vllm_launcher(install_vllm())
+            prepared.append(Prepared(model, launcher, vllm_weights(model.weights)))
+        elif model.managed:
             assert model.weights is not None
             binary = build_llama_server()
             prepared.append(Prepared(model, binary, resolve_weights(model.weights)))
@@ -91,6 +101,9 @@ def launch_spec(model: ModelConfig, weights: Path) -> LaunchSpec:
         threads=threads,
         chat_template=model.chat_template,
         prefix_reuse=model.routing == "prefix",
+        # vLLM on CPU: 1 GiB of KV cache per replica (about 55,000 tokens of Gemma 3 270M);
+        # VLLM_CPU_KVCACHE_SPACE in the environment is overridden by this.
+        cpu_kv_cache_gib=VLLM_CPU_KV_GIB if model.engine == "vllm" else None,
         extra_args=model.args,
     )
 
@@ -173,7 +186,8 @@ async def compose(
             cluster_tasks.append(_cluster_model(route, metrics, autoscalers, startup, kube_clients))
         if item.binary is not None and item.weights is not None and model.name not in seams.scalers:
             spec = launch_spec(model, item.weights)
-            supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir)
+            ready_s = READY_TIMEOUT_S.get(model.engine, 120.0)
+            supervisor = LocalSupervisor(replica_set, item.binary, spec, log_dir, ready_s)
             stack.push_async_callback(supervisor.stop)
             supervisors.append((supervisor, model.replicas))
             autoscalers.append(Autoscaler(route, supervisor, model, metrics))

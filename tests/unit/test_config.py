@@ -42,7 +42,7 @@ def test_config_from_env_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("models: [{name: a, engine: vllm, weights: x}]", "engine 'vllm' runs outside llmhost"),
+        ("models: [{name: a, engine: tgi, weights: x}]", "engine 'tgi' runs outside llmhost"),
         ("models: [{name: a, weights: x, urls: ['http://h']}]", "not 'weights' and 'urls'"),
         (
             "models: [{name: a, urls: ['http://h'], kubernetes: {deployment: a}}]",
