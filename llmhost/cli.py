@@ -69,6 +69,17 @@ def _plan_fleet(path: Path, as_json: bool, common: dict[str, object]) -> None:
     sys.stdout.write(result.to_json() + "\n" if as_json else fleet_markdown(result))
 
 
+def _count(text: str) -> float:
+    """A count with an optional SI suffix: 300k, 50M, 1.2B (or a plain number)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMbBgG]?)\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"'{text}': a number, optionally with k, M or B (50M)")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}[match[2].lower()]
+    return float(match[1]) * scale
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip().lower() for raw in values or [] for v in raw.split(",") if v.strip()]
 
@@ -128,7 +139,10 @@ def plan(
     ] = None,
     context: Annotated[int | None, typer.Option(help="Max tokens per sequence.")] = None,
     tokens_per_day: Annotated[
-        float | None, typer.Option(help="Traffic, input + output tokens per day.")
+        float | None,
+        typer.Option(
+            help="Traffic, input + output tokens per day (50M, 1.2B, 300k).", parser=_count
+        ),
     ] = None,
     requests_per_s: Annotated[
         float | None, typer.Option("--requests-per-s", help="Traffic at peak, requests/s.")
