@@ -250,7 +250,7 @@ class ModelConfig(_Strict):
         None, description="environment variable holding the engine's own API key"
     )
     context: int = Field(4096, ge=16, description="tokens per sequence")
-    parallel: int = Field(4, ge=1, le=256, description="sequences per replica")
+    parallel: int = Field(4, ge=1, le=4096, description="sequences per replica")
     threads: int | None = Field(
         None,
         ge=1,
