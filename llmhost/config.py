@@ -309,7 +309,7 @@ class ModelConfig(_Strict):
             raise ValueError(
                 "give 'weights' (embedded, a GGUF path or hf://...), 'urls' or 'kubernetes'"
             )
-        if self.weights and self.engine != "llamacpp":
+        if self.weights and self.engine not in ("llamacpp", "vllm"):
             raise ValueError(f"engine '{self.engine}' runs outside llmhost here: give its 'urls'")
         for url in self.urls:
             if not url.startswith(("http://", "https://")):

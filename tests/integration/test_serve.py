@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -200,9 +199,7 @@ def test_the_printed_examples_work(served: Served) -> None:
     curl = banner[banner.index("  curl ") : banner.index("\n\n", banner.index("  curl "))]
     out = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and '"content"' in out.stdout, out.stderr
-    python = banner[
-        banner.index("  python -c ") : banner.index("\n\n", banner.index("  python -c "))
-    ]
-    python = python.replace("python", shlex.quote(sys.executable), 1)
+    start = banner.index(f"  {sys.executable} -c ")  # the banner names this environment's Python
+    python = banner[start : banner.index("\n\n", start)]
     out = subprocess.run(["bash", "-c", python], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip(), out.stderr
