@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 from openai import OpenAI
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.browser import accessibility_problems, chromium, wait_for
 from tests.console.live import ADMIN_KEY, MODEL, Live, live
@@ -41,9 +43,21 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
 
 
 def log_in(driver: WebDriver, url: str, key: str = ADMIN_KEY) -> None:
+    """Log in, and wait until the answer to the form has loaded (a busy machine is slow)."""
     driver.get(url + "/ui/login")
+    form = driver.find_element(By.ID, "login")
     driver.find_element(By.ID, "key").send_keys(key)
-    driver.find_element(By.CSS_SELECTOR, "#login button").click()
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the old page goes stale once the answer replaced it
+        try:
+            form.is_displayed()
+        except StaleElementReferenceException:
+            break
+        time.sleep(0.1)
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
 
 
 def cell(driver: WebDriver, model: str, field: str) -> str:

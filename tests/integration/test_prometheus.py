@@ -176,14 +176,17 @@ def test_every_gateway_metric_arrives_with_its_type_and_labels(stack: tuple[Serv
 
 
 def test_the_rendered_alerts_evaluate_and_one_fires_on_a_failure(stack: tuple[Served, str]) -> None:
-    _, base = stack
+    served, base = stack
     groups = api(base, "rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert rules and all(rule["health"] == "ok" for rule in rules), [
         (r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"
     ]
     deadline = time.monotonic() + 90  # evaluated every second; slow only on a loaded machine
+    chat = {"model": "flaky", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
     while time.monotonic() < deadline:
+        # Failures keep coming, so the 5xx counter rises between scrapes (a rate needs that).
+        assert post(served.url + "/v1/chat/completions", chat) == 500
         firing = {
             a["labels"]["alertname"]: a
             for a in api(base, "alerts")["alerts"]
