@@ -936,8 +936,10 @@ def rollback(
         raise fail(exc) from None
     for item in done:
         weights = f" (weights {item.weights})" if item.weights else ""
-        typer.echo(f"Deployment/{namespace}/{item.deployment}: revision {item.from_revision} -> "
-                   f"{item.to_revision}{weights}")  # fmt: skip
+        typer.echo(
+            f"Deployment/{namespace}/{item.deployment}: revision {item.from_revision} -> "
+            f"{item.to_revision}{weights}"
+        )
 
 
 @app.command()

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llmhost.gateway.errors import Refusal, StoreUnavailable, error_response, json_response
 from llmhost.gateway.keys import PREFIX_PATTERN, TENANT_PATTERN, KeySpec, create_from_spec
 from llmhost.gateway.keys import describe_validation as describe
-from llmhost.gateway.roles import PERMISSIONS, AdminPrincipal, admin_event, allowed
+from llmhost.gateway.roles import PERMISSIONS, AdminPrincipal, allowed, record_action
 from llmhost.gateway.store.records import AdminEvent
 from llmhost.gateway.tenancy import Tenancy
 
@@ -113,11 +113,7 @@ class AdminApi:
         after: dict[str, Any] | None = None,
     ) -> None:
         """Queue an admin-trail entry for this call."""
-        self.tenancy.audit.record(
-            admin_event(
-                principal.actor, principal.role, action, target, request.remote, before, after
-            )
-        )
+        record_action(self.tenancy.audit, principal, action, target, request.remote, before, after)
 
     async def _store(self, call: Callable[[], T]) -> T:
         return await asyncio.to_thread(call)

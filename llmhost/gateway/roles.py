@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from llmhost.config import Role
 from llmhost.gateway.auth import Authenticator, AuthError
@@ -21,6 +22,9 @@ from llmhost.gateway.keys import admin_prefix_of, hash_key, new_key
 from llmhost.gateway.oidc import looks_like_jwt
 from llmhost.gateway.store import SqlStore
 from llmhost.gateway.store.records import AdminEvent, AdminRecord
+
+if TYPE_CHECKING:
+    from llmhost.gateway.audit import AuditLog
 
 ROLES: tuple[Role, ...] = ("operator", "auditor", "viewer")
 RANK = {role: i for i, role in enumerate(ROLES)}  # lower is more powerful
@@ -86,6 +90,21 @@ def admin_event(
 ) -> AdminEvent:
     """An entry of the admin trail, stamped now."""
     return AdminEvent(time.time(), actor, role, action, target, source, before, after)
+
+
+def record_action(
+    audit: AuditLog,
+    principal: AdminPrincipal,
+    action: str,
+    target: str | None,
+    source: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Queue the admin-trail entry of a change a principal made (admin API and console alike)."""
+    audit.record(
+        admin_event(principal.actor, principal.role, action, target, source, before, after)
+    )
 
 
 class AdminAuth:

@@ -35,7 +35,7 @@ from llmhost.gateway.console.static import Static
 from llmhost.gateway.errors import Refusal, StoreUnavailable
 from llmhost.gateway.keys import PREFIX_PATTERN, TENANT_PATTERN, KeySpec, create_from_spec
 from llmhost.gateway.keys import describe_validation as describe
-from llmhost.gateway.roles import AdminPrincipal, admin_event, allowed
+from llmhost.gateway.roles import AdminPrincipal, allowed, record_action
 from llmhost.gateway.routes import Route
 from llmhost.gateway.tenancy import Tenancy
 from llmhost.plan.types import Plan
@@ -487,12 +487,8 @@ class Console:
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> None:
-        """Queue an admin-trail entry, as the admin API does for the same change."""
-        self.tenancy.audit.record(
-            admin_event(
-                principal.actor, principal.role, action, target, request.remote, before, after
-            )
-        )
+        """Queue an admin-trail entry for this call."""
+        record_action(self.tenancy.audit, principal, action, target, request.remote, before, after)
 
 
 async def _multipart(request: web.Request, limit: int) -> dict[str, tuple[str, bytes]]:
