@@ -24,6 +24,7 @@ from llmhost.deploy.kubernetes import render, write_kustomize
 from llmhost.gateway.kube_api import api_client
 from tests.deploy.cases import CASES
 from tests.support.harness import served_in_thread
+from tests.support.kube import kubeconfig_for
 
 NOT_FOUND = {
     "kind": "Status",
@@ -190,21 +191,7 @@ def test_cli_dry_run_and_status_with_a_kubeconfig(
 ) -> None:
     _, url = api
     directory = rendered(tmp_path)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "stand-in",
-                "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
-                "users": [{"name": "me", "user": {"token": "t"}}],
-                "contexts": [
-                    {"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}
-                ],
-            }
-        )
-    )
+    kubeconfig = kubeconfig_for(url, tmp_path)
     env = {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "llmhost"]
     done = subprocess.run(

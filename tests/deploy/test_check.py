@@ -5,19 +5,17 @@ a cluster."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
 from llmhost.deploy.kubernetes import render, write_kustomize
 from tests.deploy.cases import CASES
 from tests.support.harness import served_in_thread
+from tests.support.kube import kubeconfig_for, run_llmhost
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
 
@@ -109,32 +107,8 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Cluster, dict[str, str]]]:
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", state.handle)
     with served_in_thread(app) as url:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "stand-in",
-                    "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
-                    "users": [{"name": "me", "user": {"token": "t"}}],
-                    "contexts": [
-                        {"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}
-                    ],
-                }
-            )
-        )
+        kubeconfig = kubeconfig_for(url, tmp_path)
         yield state, {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llmhost", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_check_passes_when_everything_is_there(
@@ -143,7 +117,7 @@ def test_check_passes_when_everything_is_there(
     state, env = cluster
     case = CASES[3]  # multi-node, TLS, monitoring, GPUs
     write_kustomize(render([case.plan], case.options), tmp_path / "k8s")
-    done = run(["apply", str(tmp_path / "k8s"), "--check"], env)
+    done = run_llmhost(["apply", str(tmp_path / "k8s"), "--check"], env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok  API server: Kubernetes v1.31.2" in done.stdout
     assert "ok  CRD leaderworkersets.leaderworkerset.x-k8s.io" in done.stdout
@@ -159,7 +133,7 @@ def test_each_missing_prerequisite_is_named_with_its_install(
     state.crds.discard("leaderworkersets.leaderworkerset.x-k8s.io")
     case = CASES[3]
     write_kustomize(render([case.plan], case.options), tmp_path / "k8s")
-    done = run(["doctor", "--cluster", str(tmp_path / "k8s")], env)
+    done = run_llmhost(["doctor", "--cluster", str(tmp_path / "k8s")], env)
     assert done.returncode == 1
     out = done.stdout
     assert "MISSING  API server: Kubernetes v1.29.4" in out and "1.30 or newer" in out
@@ -172,7 +146,7 @@ def test_each_missing_prerequisite_is_named_with_its_install(
 
 
 def test_doctor_without_cluster_checks_this_machine() -> None:
-    done = run(["doctor"], {"PATH": "/usr/bin:/bin"})
+    done = run_llmhost(["doctor"], {"PATH": "/usr/bin:/bin"})
     assert (
         done.returncode in (0, 1) and "python: " in done.stdout and "llama-server: " in done.stdout
     )

@@ -8,19 +8,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp import web
 
 from llmhost.deploy.kubernetes import render
 from tests.deploy.cases import CASES
 from tests.support.harness import served_in_thread
+from tests.support.kube import kubeconfig_for, run_llmhost
 
 NS = "/apis/apps/v1/namespaces/llmhost"
 
@@ -135,32 +133,8 @@ def controller(tmp_path: Path) -> Iterator[tuple[Controller, dict[str, str]]]:
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", state.handle)
     with served_in_thread(app) as url:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "stand-in",
-                    "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
-                    "users": [{"name": "me", "user": {"token": "t"}}],
-                    "contexts": [
-                        {"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}
-                    ],
-                }
-            )
-        )
+        kubeconfig = kubeconfig_for(url, tmp_path)
         yield state, {"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin"}
-
-
-def llmhost(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llmhost", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def test_rollback_returns_to_the_previous_revision(
@@ -169,7 +143,7 @@ def test_rollback_returns_to_the_previous_revision(
     state, env = controller
     marker = state.deployment["spec"]["template"]["spec"]["initContainers"][0]["command"][2]
     assert "/r2/.llmhost-complete" in marker
-    done = llmhost(["rollback", "--model", "gemma-3-12b"], env)
+    done = run_llmhost(["rollback", "--model", "gemma-3-12b"], env)
     assert done.returncode == 0, done.stderr
     assert "Deployment/llmhost/engine-gemma-3-12b: revision 2 -> 1 (weights main)" in done.stdout
     # The previous template, without the controller's own label, and the weights it serves.
@@ -181,6 +155,6 @@ def test_rollback_of_an_unknown_model_is_a_clear_error(
     controller: tuple[Controller, dict[str, str]],
 ) -> None:
     state, env = controller
-    done = llmhost(["rollback", "--model", "llama-3.1-8b"], env)
+    done = run_llmhost(["rollback", "--model", "llama-3.1-8b"], env)
     assert done.returncode != 0 and "no engine Deployment for model 'llama-3.1-8b'" in done.stderr
     assert "Traceback" not in done.stderr and not state.patches
