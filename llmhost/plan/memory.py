@@ -106,7 +106,7 @@ def kv_bytes_per_sequence(
 ) -> int:
     """KV bytes one sequence of `context` tokens holds; sliding layers stop at their window.
 
-    `window_slack` widens the window (vLLM keeps window - 1 + max_num_batched_tokens tokens).
+    `window_slack` widens the window (vLLM keeps window - 1 + its in-flight tokens).
     """
     window = (model.sliding_window or context) + window_slack
     tokens = model.global_layers * context + model.local_layers * min(context, window)
@@ -204,6 +204,14 @@ def vllm_activation_peak(
     return int(max(forward, sampler))
 
 
+def vllm_in_flight_tokens(engine: EngineProfile, pipeline_parallel: int, batched: int) -> int:
+    """Tokens scheduled but not yet settled (vLLM's `VllmConfig.max_in_flight_tokens`): one
+    `max_num_batched_tokens` batch per concurrent step, pipeline stages plus one under async
+    scheduling. Sliding-window groups keep this many tokens beyond their window."""
+    batches = pipeline_parallel + (1 if engine.async_scheduling else 0)
+    return batches * batched
+
+
 def vllm_kv_tokens(
     model: ModelSpec,
     kv_available_per_gpu: int,
@@ -211,8 +219,18 @@ def vllm_kv_tokens(
     pipeline_parallel: int,
     kv_dtype_bytes: int,
     block_size: int = 16,
+    *,
+    max_model_len: int,
+    in_flight_tokens: int,
 ) -> int:
-    """The figure vLLM logs as "GPU KV cache size: N tokens" for this per-GPU KV budget."""
+    """The figure vLLM logs as "KV cache size: N tokens" for this per-GPU KV budget.
+
+    vLLM (v0.32 `get_kv_cache_capacity`) logs max concurrency x max_model_len: the block pool
+    (budget // (page x layers per group)) over the blocks one request at max_model_len takes
+    from every group: cdiv(max_model_len, block) for a full-attention group, and
+    cdiv(min(window - 1 + in-flight tokens, max_model_len), block) + 1 for a sliding one. For a
+    model with one full-attention group that equals blocks x block size.
+    """
     layout = vllm_kv_layout(model)
     per_layer = 2 * kv_heads_per_gpu(model, tensor_parallel) * model.head_dim * kv_dtype_bytes
     page = per_layer * block_size
@@ -220,7 +238,14 @@ def vllm_kv_tokens(
     groups = layout.full_groups + layout.sliding_groups
     group_layers = math.ceil(layers_per_gpu / groups)
     blocks = max(kv_available_per_gpu, 0) // page // group_layers
-    return int(blocks // groups * block_size)
+    full = math.ceil(max_model_len / block_size)
+    if model.sliding_window:
+        held = min(model.sliding_window - 1 + in_flight_tokens, max_model_len)
+        sliding = math.ceil(held / block_size) + 1
+    else:
+        sliding = full
+    per_request = layout.full_groups * full + layout.sliding_groups * sliding
+    return int(blocks / per_request * max_model_len) if per_request else 0
 
 
 def vllm_memory(
@@ -251,7 +276,8 @@ def vllm_memory(
     graphs = int(engine.cuda_graph_mib * MIB)
     kv_available = budget - weights - activation - non_torch - graphs
     layout = vllm_kv_layout(model)
-    slack = batched - 1
+    in_flight = vllm_in_flight_tokens(engine, pipeline_parallel, batched)
+    slack = in_flight - 1
     per_seq_real = kv_bytes_per_sequence(model, context, kv_bytes, window_slack=slack)
     # Charge padding layers in proportion, and shard by TP (heads) and PP (layers).
     pad = layout.padded_layers / model.layers
@@ -266,7 +292,14 @@ def vllm_memory(
         cuda_graphs=graphs,
         kv_available=kv_available,
         kv_tokens=vllm_kv_tokens(
-            model, kv_available, tensor_parallel, pipeline_parallel, kv_bytes, engine.block_size
+            model,
+            kv_available,
+            tensor_parallel,
+            pipeline_parallel,
+            kv_bytes,
+            engine.block_size,
+            max_model_len=context,
+            in_flight_tokens=in_flight,
         ),
         per_sequence_kv=per_seq_gpu,
         max_concurrent_sequences=int(concurrent),

@@ -203,9 +203,8 @@ def _evaluate(
     source, gpu, fmt, engine, catalog, req = opt.parts()
     spec = source.spec
     held = held_tokens(req.prompt_tokens, req.output_tokens, engine.block_size)
-    per_seq = sequence_kv_bytes_per_gpu(
-        spec, held, shape.tp, shape.pp, kv_bytes, limits.max_num_batched_tokens - 1
-    )
+    in_flight = memory.vllm_in_flight_tokens(engine, shape.pp, limits.max_num_batched_tokens)
+    per_seq = sequence_kv_bytes_per_gpu(spec, held, shape.tp, shape.pp, kv_bytes, in_flight - 1)
     held_concurrency = paged_concurrency(mem.kv_available, per_seq)
     limit = max(1, min(held_concurrency, limits.max_num_seqs))
     rep = Replica(gpu, engine, shape.tp, shape.pp, shape.ep, kv_bytes)

@@ -78,9 +78,21 @@ def test_vllm_kv_tokens_by_hand(catalog: Catalog) -> None:
     m = catalog.model("llama-3.1-8b")
     # page = 16 tokens x 2 x 8 heads x 128 x 2 B = 65,536 B; one group of 32 layers:
     # 10 GiB // 65,536 // 32 = 5,120 blocks = 81,920 tokens
-    assert memory.vllm_kv_tokens(m, 10 * GIB, 1, 1, 2) == 81_920
+    # (one full-attention group: max concurrency x max_model_len = blocks x block size)
+    fixed = {"max_model_len": 8192, "in_flight_tokens": 2048}
+    assert memory.vllm_kv_tokens(m, 10 * GIB, 1, 1, 2, **fixed) == 81_920
     # TP 2 halves the heads per GPU, doubling the tokens for the same per-GPU budget.
-    assert memory.vllm_kv_tokens(m, 10 * GIB, 2, 1, 2) == 163_840
+    assert memory.vllm_kv_tokens(m, 10 * GIB, 2, 1, 2, **fixed) == 163_840
+
+
+def test_vllm_kv_tokens_for_a_hybrid_model_by_hand(catalog: Catalog) -> None:
+    m = catalog.model("gemma-3-27b")  # 62 layers: 10 global, 52 local (window 1024), 16 KV heads
+    # page = 16 x 2 x 16 heads x 128 x 2 B = 131,072 B; 7 groups of 10 layers:
+    # 10 GiB // 131,072 // 10 = 8,192 blocks. Per request at 8,192 tokens: the full group takes
+    # 512 blocks, each sliding group cdiv(min(1023 + 4096, 8192), 16) + 1 = 321: 512 + 6 x 321
+    # = 2,438 blocks, 3.36 requests = 27,526 tokens.
+    got = memory.vllm_kv_tokens(m, 10 * GIB, 1, 1, 2, max_model_len=8192, in_flight_tokens=4096)
+    assert got == int(8192 / 2438 * 8192) == 27_526
 
 
 def test_vllm_memory_budget(catalog: Catalog) -> None:

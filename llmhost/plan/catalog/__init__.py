@@ -137,6 +137,8 @@ class EngineProfile:
     moe_ep_imbalance: float = 1.0
     moe_tp_min_slice: int = 0
     sampler_bytes_per_logit: float = 4.0
+    # vLLM schedules the next step while one runs (async scheduling): one more batch in flight.
+    async_scheduling: bool = False
 
 
 @dataclass(frozen=True)
