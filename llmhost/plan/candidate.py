@@ -111,7 +111,20 @@ def price(cand: Candidate, catalog: Catalog, req: Requirements, spec: ModelSpec)
         if cand.gpu == "cpu":
             where += f" with {cpu_ram_gib(cand):.0f} GiB RAM"
         named = ", ".join(TIER_LABELS[t] for t in tiers)
-        cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog ({named})")
+        listed = [
+            row
+            for row in catalog.prices_for(cand.gpu, tiers)
+            if not req.provider or row.provider == req.provider
+        ]
+        largest = max((row.gpus for row in listed), default=0)
+        if 0 < largest < cand.tensor_parallel:
+            # Priced, but tensor parallelism stays inside one node and no listed node is that big.
+            cand.reasons.append(
+                f"no {cand.gpu} node{where} in the catalog holds TP {cand.tensor_parallel} "
+                f"(the largest has {largest} GPUs; {named})"
+            )
+        else:
+            cand.reasons.append(f"no price for {cand.gpu}{where} in the catalog ({named})")
         return
     if req.spot and not choice.spot and not req.price_tiers:
         cand.reasons.append(f"no spot or community price listed for {cand.gpu}; on-demand")

@@ -103,3 +103,19 @@ def test_no_price_in_the_tier_says_so() -> None:
     plan = plan_for("llama-3.1-8b", gpus=["l4"], price_tiers=["reserved_3y"])
     assert plan.recommendation is None
     assert any("reserved/committed 3 years" in r for c in plan.candidates for r in c.reasons)
+
+
+def test_a_shape_wider_than_any_listed_node_says_so_not_no_price(catalog: Catalog) -> None:
+    """T4s are priced, but no listed T4 node has 8 GPUs: TP 8 is refused for that reason."""
+    largest = max(row.gpus for row in catalog.prices_for("t4", ["on_demand"]))
+    assert largest < 8
+    plan = plan_for("llama-3.1-70b", gpus=["t4"])
+    tp8 = [c for c in plan.candidates if c.tensor_parallel == 8]
+    assert tp8
+    for cand in tp8:
+        assert f"no t4 node in the catalog holds TP 8 (the largest has {largest} GPUs" in " ".join(
+            cand.reasons
+        )
+        assert not any(r.startswith("no price for") for r in cand.reasons)
+    priced = [c for c in plan.candidates if c.tensor_parallel <= largest and c.fits]
+    assert priced and all(c.monthly_cost_usd for c in priced)
