@@ -109,10 +109,21 @@ def build_llama_server(jobs: int | None = None, quiet: bool = False) -> Path:
                 print(f"building llama-server {_build_id()} (log: {log}) ...", file=sys.stderr)
             spec = f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"
             _run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                 "-q", "-d", str(work), spec],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-q",
+                    "-d",
+                    str(work),
+                    spec,
+                ],
                 log,
-            )  # fmt: skip
+            )
             sdist = next(work.glob("llama_cpp_python-*.tar.gz"), None)
             if sdist is None:
                 raise BuildError(f"pip did not download {spec} (log: {log})")

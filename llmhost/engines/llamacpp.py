@@ -48,11 +48,21 @@ class LlamaCppAdapter(AdapterBase):
         """llama-server flags: the context is split evenly over `parallel` slots; with
         `prefix_reuse`, full-size sliding-window KV so cached prefixes restore whole."""
         args = [
-            "--model", spec.weights, "--alias", spec.served_name,
-            "--host", spec.host, "--port", str(spec.port),
-            "--ctx-size", str(spec.context * spec.parallel), "--parallel", str(spec.parallel),
-            "--metrics", "--no-webui",
-        ]  # fmt: skip
+            "--model",
+            spec.weights,
+            "--alias",
+            spec.served_name,
+            "--host",
+            spec.host,
+            "--port",
+            str(spec.port),
+            "--ctx-size",
+            str(spec.context * spec.parallel),
+            "--parallel",
+            str(spec.parallel),
+            "--metrics",
+            "--no-webui",
+        ]
         if spec.threads:
             args += ["--threads", str(spec.threads)]
         if spec.chat_template:
@@ -66,8 +76,10 @@ class LlamaCppAdapter(AdapterBase):
         return [*args, *spec.extra_args]
 
 
-_BUFFER = re.compile(r"(?P<where>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s+"
-                     r"(?P<mib>[0-9.]+) MiB")  # fmt: skip
+_BUFFER = re.compile(
+    r"(?P<where>\S+)\s+(?P<kind>model|KV|compute|output) buffer size =\s+"
+    r"(?P<mib>[0-9.]+) MiB"
+)
 
 
 @dataclass(frozen=True)

@@ -20,5 +20,6 @@ class OpenAICompatAdapter(AdapterBase):
 
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """Not launchable: an `openai` engine is always given by URL."""
-        raise UsageError(f"model '{spec.served_name}': engine 'openai' needs 'urls'; llmhost "
-                         "cannot launch it")  # fmt: skip
+        raise UsageError(
+            f"model '{spec.served_name}': engine 'openai' needs 'urls'; llmhost cannot launch it"
+        )

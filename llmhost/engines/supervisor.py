@@ -161,10 +161,15 @@ class LocalSupervisor:
                 started = time.monotonic()
                 with self._log_path(replica).open("ab") as out:
                     child.proc = await asyncio.create_subprocess_exec(
-                        str(self.binary), *args, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                        stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True,
+                        str(self.binary),
+                        *args,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=asyncio.subprocess.STDOUT,
+                        env=env,
+                        start_new_session=True,
                         preexec_fn=_die_with_parent,
-                    )  # fmt: skip
+                    )
                 self.replica_set.set_state(replica, ReplicaState.STARTING)
                 await self._wait_ready(child)
                 code = await child.proc.wait()
@@ -175,9 +180,14 @@ class LocalSupervisor:
                 if time.monotonic() - started > 60:
                     backoff = self.backoff_s[0]  # it ran a good while: not a crash loop
                 child.restarts += 1
-                log.warning("replica %s exited with code %s; restart %d in %.1f s (log: %s)",
-                            replica.id, code, child.restarts, backoff,
-                            self._log_path(replica))  # fmt: skip
+                log.warning(
+                    "replica %s exited with code %s; restart %d in %.1f s (log: %s)",
+                    replica.id,
+                    code,
+                    child.restarts,
+                    backoff,
+                    self._log_path(replica),
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_s[1])
         finally:

@@ -25,11 +25,19 @@ class TgiAdapter(AdapterBase):
     def launch_args(self, spec: LaunchSpec) -> list[str]:
         """`text-generation-launcher` arguments."""
         args = [
-            "--model-id", spec.weights, "--hostname", spec.host, "--port", str(spec.port),
-            "--max-total-tokens", str(spec.context),
-            "--max-concurrent-requests", str(max(spec.parallel, 1) * 8),
-            "--num-shard", str(spec.tensor_parallel),
-        ]  # fmt: skip
+            "--model-id",
+            spec.weights,
+            "--hostname",
+            spec.host,
+            "--port",
+            str(spec.port),
+            "--max-total-tokens",
+            str(spec.context),
+            "--max-concurrent-requests",
+            str(max(spec.parallel, 1) * 8),
+            "--num-shard",
+            str(spec.tensor_parallel),
+        ]
         if spec.quantization:
             args += ["--quantize", spec.quantization]
         if spec.dtype:

@@ -46,17 +46,23 @@ class KubernetesScaler:
 
     async def refresh(self) -> int:
         """Read spec.replicas from the scale subresource."""
-        scale: Any = await self._call(self.client.get(Deployment.Scale, self.deployment,
-                                                      namespace=self.namespace))  # fmt: skip
+        scale: Any = await self._call(
+            self.client.get(Deployment.Scale, self.deployment, namespace=self.namespace)
+        )
         self._count = int(scale.spec.replicas or 0)
         return self._count
 
     async def scale(self, count: int, wait: bool = True) -> None:
         """Set spec.replicas through the scale subresource; with `wait`, until one is ready."""
-        await self._call(self.client.patch(
-            Deployment.Scale, self.deployment, {"spec": {"replicas": count}},
-            namespace=self.namespace, patch_type=PatchType.MERGE,
-        ))  # fmt: skip
+        await self._call(
+            self.client.patch(
+                Deployment.Scale,
+                self.deployment,
+                {"spec": {"replicas": count}},
+                namespace=self.namespace,
+                patch_type=PatchType.MERGE,
+            )
+        )
         self._count = count
         log.info("scaled deployment %s/%s to %d", self.namespace, self.deployment, count)
         if wait and count > 0:
@@ -64,8 +70,9 @@ class KubernetesScaler:
 
     async def ready(self) -> int:
         """Ready replicas according to the Deployment's status."""
-        deployment: Any = await self._call(self.client.get(Deployment, self.deployment,
-                                                           namespace=self.namespace))  # fmt: skip
+        deployment: Any = await self._call(
+            self.client.get(Deployment, self.deployment, namespace=self.namespace)
+        )
         status = deployment.status
         return int(status.readyReplicas or 0) if status is not None else 0
 

@@ -124,8 +124,9 @@ class Autoscaler:
         delay = self.config.scale_up_delay_s if want > current else self.config.scale_down_delay_s
         if want == 0 or current == 0 or now - self._wish_since >= delay:
             load = self.load()
-            await self._scale(want, f"load {load:g} for target {self.target:g} per replica"
-                              if want else "idle")  # fmt: skip
+            await self._scale(
+                want, f"load {load:g} for target {self.target:g} per replica" if want else "idle"
+            )
             self._wish_since = None
 
     async def _scale(self, count: int, reason: str) -> None:
@@ -134,8 +135,9 @@ class Autoscaler:
             if count == current:
                 return
             direction = "up" if count > current else "down"
-            log.info("scaling %s from %d to %d replicas: %s", self.route.name, current, count,
-                     reason)  # fmt: skip
+            log.info(
+                "scaling %s from %d to %d replicas: %s", self.route.name, current, count, reason
+            )
             self.metrics.scale_events.labels(self.route.name, direction).inc()
             await self.scaler.scale(count, wait=False)
 

@@ -81,9 +81,11 @@ def measurement_from(data: dict[str, Any], source: str) -> Measurement:
     meta = data.get("meta") or {}
     missing = [k for k in ("catalog_model", "gpu", "engine", "quantization") if not meta.get(k)]
     if missing:
-        raise UsageError(f"{source}: the benchmark does not say its {', '.join(missing)}; run "
-                         "`llmhost bench` with --plan, or --catalog-model, --gpu, --engine and "
-                         "--quant")  # fmt: skip
+        raise UsageError(
+            f"{source}: the benchmark does not say its {', '.join(missing)}; run "
+            "`llmhost bench` with --plan, or --catalog-model, --gpu, --engine and "
+            "--quant"
+        )
     levels = data.get("levels") or []
     single = next((lv for lv in levels if lv.get("concurrency") == 1), None)
     if single is None:
@@ -100,14 +102,20 @@ def measurement_from(data: dict[str, Any], source: str) -> Measurement:
     if busy_c <= 1:
         busy_c, busy_tpot = 0, 0.0
     return Measurement(
-        model=meta["catalog_model"], gpu=meta["gpu"], engine=meta["engine"],
-        quantization=meta["quantization"], prompt_tokens=prompt,
+        model=meta["catalog_model"],
+        gpu=meta["gpu"],
+        engine=meta["engine"],
+        quantization=meta["quantization"],
+        prompt_tokens=prompt,
         output_tokens=_median([r["output_tokens"] for r in requests]),
         decode_tokens_per_s=1.0 / summary["tpot_s"]["median"],
-        prefill_tokens_per_s=prompt / ttft, ttft_s=ttft, source=source,
+        prefill_tokens_per_s=prompt / ttft,
+        ttft_s=ttft,
+        source=source,
         tensor_parallel=int(meta.get("tensor_parallel") or 1),
-        busy_concurrency=busy_c, busy_tpot_s=float(busy_tpot),
-    )  # fmt: skip
+        busy_concurrency=busy_c,
+        busy_tpot_s=float(busy_tpot),
+    )
 
 
 def _median(values: list[float]) -> float:
@@ -222,8 +230,14 @@ def _vllm_fit(
     return fitted
 
 
-def fit(spec: ModelSpec, fmt: WeightFormat, catalog: Catalog, gpu: Gpu, profile: EngineProfile,
-        m: Measurement) -> EngineProfile:  # fmt: skip
+def fit(
+    spec: ModelSpec,
+    fmt: WeightFormat,
+    catalog: Catalog,
+    gpu: Gpu,
+    profile: EngineProfile,
+    m: Measurement,
+) -> EngineProfile:
     """The engine profile with compute and bandwidth efficiency fitted to `m` (and, for vLLM
     with a busier level measured, the per-sequence step cost)."""
     if profile.id == "vllm":
@@ -250,18 +264,22 @@ def fit(spec: ModelSpec, fmt: WeightFormat, catalog: Catalog, gpu: Gpu, profile:
 def comparison(before: Prediction, after: Prediction, m: Measurement) -> list[tuple[str, ...]]:
     """Rows of figure, predicted before, predicted after, measured, after/measured."""
     rows: list[tuple[str, ...]] = []
-    for name, attr, unit in (("decode, one stream", "decode_tokens_per_s", "tokens/s"),
-                             ("prefill", "prefill_tokens_per_s", "tokens/s"),
-                             ("TTFT", "ttft_s", "s")):  # fmt: skip
+    for name, attr, unit in (
+        ("decode, one stream", "decode_tokens_per_s", "tokens/s"),
+        ("prefill", "prefill_tokens_per_s", "tokens/s"),
+        ("TTFT", "ttft_s", "s"),
+    ):
         measured = getattr(m, attr)
         b, a = getattr(before, attr), getattr(after, attr)
-        rows.append((f"{name} ({unit})", f"{b:.3g}", f"{a:.3g}", f"{measured:.3g}",
-                     f"{a / measured:.2f}"))  # fmt: skip
+        rows.append(
+            (f"{name} ({unit})", f"{b:.3g}", f"{a:.3g}", f"{measured:.3g}", f"{a / measured:.2f}")
+        )
     return rows
 
 
-def calibrate(model: str, m: Measurement, measure_host: bool = False
-              ) -> tuple[EngineProfile, list[tuple[str, ...]]]:  # fmt: skip
+def calibrate(
+    model: str, m: Measurement, measure_host: bool = False
+) -> tuple[EngineProfile, list[tuple[str, ...]]]:
     """The fitted engine profile for planning `model` on the measured hardware, and the rows
     comparing prediction (before and after) with the measurement."""
     from llmhost.plan.catalog import load_catalog
