@@ -10,8 +10,9 @@ outside decode) is computed in the same run for comparison.
 Prints a Markdown table (pasted into the README's Plan section), then one line of JSON:
 `cases` (scored), `not_scored` (shown with the reason, outside the score), `within_25pct`,
 `within_2x`, `share_within_25pct`, `worst_ratio` (furthest from 1, predicted / measured) and
-the same shares for the previous planner, then `kv_cases` and `kv_within_5pct` for vLLM's
-start-up KV figures (`kv_measurements.yaml`, printed as a second table).
+the same shares for the previous planner, then `kv_cases`, `kv_within_5pct` and
+`kv_worst_ratio` for vLLM's start-up figures (`kv_measurements.yaml`: "GPU KV cache size", the
+KV pool, the weights and the tokens from the logged pool, printed as a second table).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from llmhost.plan.published import Row, evaluate, kv_cases, predict_kv, within  # noqa: E402
+
+KV_NAMES = {
+    "kv_tokens": "GPU KV cache size (tokens)",
+    "kv_gib": "KV pool (GiB)",
+    "weights_gib": "Model loading took (GiB per GPU)",
+    "kv_tokens_from_pool": "GPU KV cache size from the logged pool (tokens)",
+}
 
 UNITS = {
     "decode_tokens_per_s_single": ("decode, 1 user", "tok/s"),
@@ -71,13 +79,17 @@ def kv_table() -> tuple[str, list[float]]:
         if c.scored:
             ratios.append(ratio)
         label = c.id if c.scored else f"{c.id} (not scored: {c.note})"
+        checkpoint = f" ({c.model_note})" if c.model_note else ""
+        pool = f", pool {c.pool_gib} GiB" if c.pool_gib else ""
         setup = (
-            f"{c.model} {c.weights}, KV {c.kv_cache_dtype}, {c.tp}x {c.gpu}, "
-            f"util {c.gpu_memory_utilization}, {c.engine}"
+            f"{c.model} {c.weights}{checkpoint}, KV {c.kv_cache_dtype}, {c.tp}x {c.gpu}, "
+            f"util {c.gpu_memory_utilization}{pool}, {c.engine}"
         )
-        name = "GPU KV cache size (tokens)" if c.figure == "kv_tokens" else "KV pool (GiB)"
+        name = KV_NAMES[c.figure]
+        digits = 0 if c.figure in ("kv_tokens", "kv_tokens_from_pool") else 2
         out.append(
-            f"| {label} | {setup} | {name} | {c.measured:,.2f} | {predicted:,.2f} | {ratio:.3f} |"
+            f"| [{label}]({c.source}) | {setup} | {name} | {c.measured:,.{digits}f} | "
+            f"{predicted:,.{digits}f} | {ratio:.3f} |"
         )
     return "\n".join(out), ratios
 
@@ -103,6 +115,7 @@ def main() -> None:
         "previous_within_2x": sum(0.5 <= x <= 2 for x in previous),
         "kv_cases": len(kv_ratios),
         "kv_within_5pct": sum(within(x, 0.05) for x in kv_ratios),
+        "kv_worst_ratio": round(max(kv_ratios, key=lambda x: max(x, 1 / x)), 3),
     }
     print(json.dumps(summary))
 

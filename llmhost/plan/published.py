@@ -155,9 +155,18 @@ def evaluate(catalog: Catalog | None = None, engine: EngineProfile | None = None
     ]
 
 
+KV_FIGURES = ("kv_tokens", "kv_gib", "weights_gib", "kv_tokens_from_pool")
+
+
 @dataclass(frozen=True)
 class KvCase:
-    """One start-up KV figure vLLM logged, and the setup it was logged with."""
+    """One start-up figure vLLM logged, and the setup it was logged with.
+
+    `figure` is what `measured` is: "GPU KV cache size" tokens (`kv_tokens`), "Available KV cache
+    memory" GiB (`kv_gib`), "Model loading took" GiB per GPU (`weights_gib`), or the tokens
+    again, predicted from the logged pool `pool_gib` rather than from the planner's own budget
+    (`kv_tokens_from_pool`: the part of the chain that does not depend on the vLLM version).
+    """
 
     id: str
     model: str
@@ -168,32 +177,73 @@ class KvCase:
     gpu_memory_utilization: float
     max_model_len: int
     engine: str
-    figure: str  # kv_tokens or kv_gib
+    figure: str
     measured: float
     source: str
     as_of: str
+    pool_gib: float | None = None
     model_note: str = ""
     note: str = ""
     scored: bool = True
 
 
+def parse_kv_cases(text: str) -> tuple[KvCase, ...]:
+    """KV cases from the text of a KV measurements file; a malformed case is a UsageError."""
+    rows: list[dict[str, Any]] = yaml.safe_load(text)["cases"]
+    cases = []
+    for row in rows:
+        try:
+            case = KvCase(**row)
+        except TypeError as exc:
+            raise UsageError(f"kv_measurements.yaml [{row.get('id')}]: {exc}") from exc
+        if case.figure not in KV_FIGURES:
+            raise UsageError(f"kv_measurements.yaml [{case.id}]: unknown figure {case.figure}")
+        if case.figure == "kv_tokens_from_pool" and not case.pool_gib:
+            raise UsageError(
+                f"kv_measurements.yaml [{case.id}]: kv_tokens_from_pool needs pool_gib"
+            )
+        cases.append(case)
+    return tuple(cases)
+
+
 @cache
 def kv_cases() -> tuple[KvCase, ...]:
     """Every case in the shipped KV measurements file."""
-    text = files("llmhost.plan.catalog").joinpath("kv_measurements.yaml").read_text()
-    rows: list[dict[str, Any]] = yaml.safe_load(text)["cases"]
-    return tuple(KvCase(**row) for row in rows)
+    return parse_kv_cases(
+        files("llmhost.plan.catalog").joinpath("kv_measurements.yaml").read_text()
+    )
 
 
 def predict_kv(case: KvCase, catalog: Catalog | None = None) -> float:
-    """The planner's start-up KV figure for the case: vLLM's token count or its pool in GiB."""
+    """The planner's value of the case's start-up figure (tokens or GiB, as `case.figure`)."""
     from llmhost.plan.catalog import GIB
-    from llmhost.plan.memory import vllm_memory, weights_bytes
+    from llmhost.plan.memory import (
+        vllm_in_flight_tokens,
+        vllm_kv_tokens,
+        vllm_memory,
+        weights_bytes,
+    )
 
     catalog = catalog or load_catalog()
     spec, fmt, gpu = catalog.model(case.model), catalog.format(case.weights), catalog.gpu(case.gpu)
     engine = catalog.engine("vllm")
     limits = batch_limits(engine, gpu)
+    kv_bytes = 1 if case.kv_cache_dtype == "fp8" else 2
+    if case.figure == "kv_tokens_from_pool":
+        in_flight = vllm_in_flight_tokens(engine, 1, limits.max_num_batched_tokens)
+        pool = int((case.pool_gib or 0) * GIB)
+        return float(
+            vllm_kv_tokens(
+                spec,
+                pool,
+                case.tp,
+                1,
+                kv_bytes,
+                engine.block_size,
+                max_model_len=case.max_model_len,
+                in_flight_tokens=in_flight,
+            )
+        )
     mem = vllm_memory(
         spec,
         weights_bytes(spec, fmt, catalog),
@@ -202,11 +252,13 @@ def predict_kv(case: KvCase, catalog: Catalog | None = None) -> float:
         case.tp,
         1,
         case.max_model_len,
-        1 if case.kv_cache_dtype == "fp8" else 2,
+        kv_bytes,
         case.gpu_memory_utilization,
         limits.max_num_batched_tokens,
         limits.max_num_seqs,
     )
+    if case.figure == "weights_gib":
+        return mem.weights / GIB
     return float(mem.kv_tokens) if case.figure == "kv_tokens" else mem.kv_available / GIB
 
 
