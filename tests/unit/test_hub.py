@@ -54,11 +54,11 @@ def _linears(cfg: dict[str, Any]) -> dict[str, tuple[int, int]]:
     }
 
 
-def llama_layer(cfg: dict[str, Any], n: int, awq_group: int = 0) -> Tensors:
+def llama_layer(cfg: dict[str, Any], n: int, awq_group: int = 0, dtype: str = "BF16") -> Tensors:
     """Layer `n` as transformers (16-bit) or AutoAWQ GEMM (packed int4, groups of `awq_group`
     inputs sharing a scale and a zero point) saves it."""
     h, p = cfg["hidden_size"], f"model.layers.{n}."
-    dtype = "F16" if awq_group else "BF16"
+    dtype = "F16" if awq_group else dtype
     out: Tensors = {p + "input_layernorm.weight": (dtype, [h])}
     out[p + "post_attention_layernorm.weight"] = (dtype, [h])
     for name, (fan_in, fan_out) in _linears(cfg).items():
@@ -83,7 +83,7 @@ def llama_ends(cfg: dict[str, Any], dtype: str) -> Tensors:
 
 def header_bytes(tensors: Tensors) -> int:
     """What the tensors weigh, by their dtype and shape."""
-    width = {"BF16": 2, "F16": 2, "I32": 4}
+    width = {"BF16": 2, "F16": 2, "F32": 4, "I32": 4}
     total = 0
     for dtype, shape in tensors.values():
         size = width[dtype]
@@ -93,7 +93,7 @@ def header_bytes(tensors: Tensors) -> int:
     return total
 
 
-def add_llama(hub: HubStandIn, repo: str, shards: int = 4) -> int:
+def add_llama(hub: HubStandIn, repo: str, shards: int = 4, dtype: str = "BF16") -> int:
     """A Llama-like bf16 repo in `shards` safetensors files with an index; its weights' bytes."""
     layers = LLAMA["num_hidden_layers"]
     files: dict[str, bytes | HubFile] = {"config.json": json.dumps(LLAMA).encode()}
@@ -103,9 +103,9 @@ def add_llama(hub: HubStandIn, repo: str, shards: int = 4) -> int:
         name = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
         tensors: Tensors = {}
         for n in range(s * layers // shards, (s + 1) * layers // shards):
-            tensors |= llama_layer(LLAMA, n)
+            tensors |= llama_layer(LLAMA, n, dtype=dtype)
         if s == shards - 1:
-            tensors |= llama_ends(LLAMA, "BF16")
+            tensors |= llama_ends(LLAMA, dtype)
         files[name] = safetensors_file(tensors)
         weight_map |= dict.fromkeys(tensors, name)
         total += header_bytes(tensors)
@@ -162,6 +162,15 @@ def test_weights_format_follows_the_files_dtype(hub: HubStandIn) -> None:
         False,
     )
     assert source.spec.id == "acme/llama-8b" and source.spec.hf_repo == "acme/llama-8b"
+
+
+def test_float32_files_of_a_bfloat16_config_are_not_bf16_bytes(hub: HubStandIn) -> None:
+    # Files saved in float32 while config.json says bfloat16: vLLM loads bf16, half the files.
+    size = add_llama(hub, "acme/llama-8b-f32", shards=2, dtype="F32")
+    source = hub_model("acme/llama-8b-f32")
+    assert (source.file_format, source.file_weights_bytes) == ("fp32", size)
+    plan = plan_for("acme/llama-8b-f32", gpus=GPUS, quantizations=["bf16"])
+    assert {c.weights_bytes for c in plan.candidates} == {size // 2}
 
 
 def test_awq_repo_plans_only_awq_with_its_real_bytes(hub: HubStandIn) -> None:
