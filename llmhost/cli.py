@@ -125,7 +125,11 @@ def catalog_command(
 @app.command()
 def plan(
     model: Annotated[
-        str | None, typer.Argument(help="Catalog id, config.json path or GGUF path.")
+        str | None,
+        typer.Argument(
+            help="Catalog id, config.json path, GGUF path or Hugging Face repo id "
+            "(owner/repo[@revision])."
+        ),
     ] = None,
     fleet: Annotated[
         Path | None,

@@ -10,7 +10,7 @@ from llmhost.plan.catalog import EngineProfile, load_catalog
 from llmhost.plan.cost import allowed_tiers
 from llmhost.plan.host import cpu_gpu
 from llmhost.plan.recommend import build_plan
-from llmhost.plan.sources import resolve_model
+from llmhost.plan.sources import formats_to_plan, resolve_model
 from llmhost.plan.types import OwnInputs, Plan, Requirements
 
 DEFAULT_CONTEXT = 8192
@@ -49,7 +49,8 @@ def plan_for(
     horizon_months: int = 0,
     own: OwnInputs | None = None,
 ) -> Plan:
-    """Plan `model` (catalog id, config.json or GGUF path) for the given traffic and targets."""
+    """Plan `model` (catalog id, config.json or GGUF path, Hugging Face repo id) for the given
+    traffic and targets."""
     catalog = load_catalog()
     if engine_profile is not None:  # calibrated factors replace the engine's defaults
         catalog = dataclasses.replace(
@@ -84,6 +85,7 @@ def plan_for(
         raise UsageError(f"--horizon {horizon_months}: use 0 to 120 months")
     for q in quantizations or []:
         catalog.format(q)
+    quantizations = formats_to_plan(source, quantizations)
     if min_precision:
         catalog.format(min_precision)
     ctx = context or min(DEFAULT_CONTEXT, source.spec.max_context)

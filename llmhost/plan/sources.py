@@ -1,7 +1,9 @@
-"""Where a model's architecture comes from: the catalog, a Hugging Face config.json, or a GGUF file.
+"""Where a model's architecture comes from: the catalog, a Hugging Face config.json (a local file
+or folder, or a repo on the hub), or a GGUF file.
 
-`resolve_model` takes what the user typed (`llama-3.1-70b`, `./config.json`, `model.gguf`) and
-returns a `ModelSource`: the architecture plus, for a GGUF file, the exact bytes of its weights.
+`resolve_model` takes what the user typed (`llama-3.1-70b`, `./config.json`, `model.gguf`,
+`owner/repo[@revision]`) and returns a `ModelSource`: the architecture, the format the weights
+are in and, for a GGUF file or a hub repo's safetensors, the exact bytes of its weights.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmhost.errors import ModelFileError
+from llmhost.errors import ModelFileError, UsageError
 from llmhost.paths import cache_dir
 from llmhost.plan.architecture import LayerKind, ModelSpec
 from llmhost.plan.catalog import Catalog
+from llmhost.plan.quantization import declared_format
 
 # general.file_type values (llama.cpp's llama_ftype) that match a catalog weight format.
 GGUF_FILE_TYPES = {0: "fp32", 1: "fp16", 7: "q8_0", 15: "q4_k_m", 17: "q5_k_m", 32: "bf16"}
@@ -27,22 +30,46 @@ GEMMA_TYPES = ("gemma", "gemma2", "gemma3", "gemma3_text")
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model to plan: its architecture and, for a GGUF file, the weights it really holds."""
+    """A model to plan: its architecture, the format its weights are in and, when known (a GGUF
+    file, a hub repo's safetensors headers), their exact size. `prequantized`: the weights exist
+    only in `file_format` (AWQ, GPTQ, FP8, INT8 checkpoints), so no other format is planned."""
 
     spec: ModelSpec
     path: Path | None = None
     file_format: str | None = None
     file_weights_bytes: int | None = None
+    prequantized: bool = False
 
 
 def resolve_model(name: str, catalog: Catalog) -> ModelSource:
-    """A catalog id, a config.json path (or a folder holding one) or a GGUF path."""
+    """A GGUF path, a config.json path (or a folder holding one), a catalog id, or a Hugging
+    Face repo id `owner/repo[@revision]`, tried in that order: local files win over ids, and a
+    catalog id over a repo id."""
     path = Path(name)
     if name.lower().endswith(".gguf"):
         return read_gguf(path)
     if name.lower().endswith(".json") or path.is_dir():
-        return ModelSource(spec=read_hf_config(path), path=path)
-    return ModelSource(spec=catalog.model(name))
+        return read_hf_source(path)
+    if name.lower() in catalog.models or "/" not in name:
+        return ModelSource(spec=catalog.model(name))
+    from llmhost.plan.hub import hub_model  # imported here: it pulls huggingface_hub
+
+    return hub_model(name)
+
+
+def formats_to_plan(source: ModelSource, asked: list[str] | None) -> list[str] | None:
+    """The weight formats to plan: those asked for, or only the checkpoint's own when its
+    weights are pre-quantized (asking for another format of such a checkpoint is an error)."""
+    own = source.file_format
+    if not source.prequantized or own is None:
+        return asked
+    other = [q for q in asked or [] if q.lower() != own]
+    if other:
+        raise UsageError(
+            f"--quant {other[0]}: {source.spec.id} holds {own} weights (its quantization_config);"
+            f" plan it with --quant {own}, or plan a 16-bit checkpoint of the model"
+        )
+    return asked or [own]
 
 
 def _require(cfg: dict[str, Any], key: str, path: Path) -> Any:
@@ -61,9 +88,27 @@ def _layer_types_from_config(cfg: dict[str, Any], layers: int) -> tuple[LayerKin
     return None
 
 
+def read_hf_source(path: Path) -> ModelSource:
+    """A model from a Hugging Face config.json (or a folder holding one): its architecture and
+    the weight format its `quantization_config` or dtype declares."""
+    file = path / "config.json" if path.is_dir() else path
+    raw = _load_config(file)
+    declared = declared_format(raw, str(file))
+    return ModelSource(
+        spec=_spec_from_config(raw, file),
+        path=path,
+        file_format=declared.format,
+        prequantized=declared.prequantized,
+    )
+
+
 def read_hf_config(path: Path) -> ModelSpec:
     """The architecture in a Hugging Face config.json (multimodal configs: their text_config)."""
     file = path / "config.json" if path.is_dir() else path
+    return _spec_from_config(_load_config(file), file)
+
+
+def _load_config(file: Path) -> dict[str, Any]:
     try:
         raw = json.loads(file.read_text())
     except FileNotFoundError:
@@ -72,6 +117,10 @@ def read_hf_config(path: Path) -> ModelSpec:
         raise ModelFileError(str(file), f"not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ModelFileError(str(file), "expected a JSON object")
+    return raw
+
+
+def _spec_from_config(raw: dict[str, Any], file: Path) -> ModelSpec:
     cfg: dict[str, Any] = {**raw, **raw.get("text_config", {})}
     model_type = str(cfg.get("model_type", ""))
     layers = int(_require(cfg, "num_hidden_layers", file))
@@ -137,45 +186,54 @@ def read_gguf(path: Path) -> ModelSource:
     """
     if not path.is_file():
         raise ModelFileError(str(path), "no such file")
-    cached = _cached_header(path)
+    stat = path.stat()
+    cache = source_cache("gguf-headers", f"{path.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}")
+    cached = load_source(cache)
     if cached is not None:
-        return cached
+        return dataclasses.replace(cached, path=path)
     found = _read_gguf(path)
-    _store_header(path, found)
+    store_source(cache, found)
     return found
 
 
-def _header_cache(path: Path) -> Path:
-    stat = path.stat()
-    key = f"{path.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}"
-    return cache_dir() / "gguf-headers" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+def source_cache(folder: str, key: str) -> Path:
+    """The file under the cache folder's `folder` that keeps what was read for `key`."""
+    return cache_dir() / folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
-def _cached_header(path: Path) -> ModelSource | None:
+def load_source(cache: Path) -> ModelSource | None:
+    """The ModelSource kept in `cache`, or None when there is none (or one from another version)."""
     try:
-        data = json.loads(_header_cache(path).read_text())
+        data = json.loads(cache.read_text())
         spec = data["spec"]
         spec["layer_types"] = tuple(spec["layer_types"])
-        return ModelSource(ModelSpec(**spec), path, data["file_format"], data["weights_bytes"])
+        return ModelSource(
+            ModelSpec(**spec),
+            Path(data["path"]) if data.get("path") else None,
+            data["file_format"],
+            data["weights_bytes"],
+            bool(data.get("prequantized", False)),
+        )
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # no cache, or one from another version: read the file
+        return None  # no cache, or one from another version: read the source again
 
 
-def _store_header(path: Path, source: ModelSource) -> None:
-    spec = dataclasses.asdict(source.spec)
+def store_source(cache: Path, source: ModelSource) -> None:
+    """Keep `source` in `cache` (a cache that cannot be written only costs a later read)."""
     data = {
-        "spec": spec,
+        "spec": dataclasses.asdict(source.spec),
+        "path": str(source.path) if source.path else None,
         "file_format": source.file_format,
         "weights_bytes": source.file_weights_bytes,
+        "prequantized": source.prequantized,
     }
-    target = _header_cache(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(".tmp")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(".tmp")
         temporary.write_text(json.dumps(data))
-        temporary.replace(target)
+        temporary.replace(cache)
     except OSError:
-        pass  # a cache that cannot be written only costs the next plan the read
+        pass
 
 
 def _read_gguf(path: Path) -> ModelSource:

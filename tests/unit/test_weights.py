@@ -3,75 +3,40 @@ hub (never the network); paths and bad sources get clear errors."""
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from llmhost.engines.weights import hf_download, parse_hf, resolve_weights
 from llmhost.errors import UsageError
+from tests.support.hub import HubStandIn
 
 CONTENT = b"GGUF" + bytes(range(256)) * 64
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-class _Hub(BaseHTTPRequestHandler):
-    """Answers /{owner}/{repo}/resolve/{revision}/{file} like the hub does for a plain file."""
-
-    served: list[str] = []  # noqa: RUF012
-
-    def _answer(self, body: bool) -> None:
-        self.served.append(f"{self.command} {self.path}")
-        if self.path != "/acme/tiny/resolve/main/weights/model.gguf":
-            self.send_response(404)
-            self.send_header("X-Error-Code", "EntryNotFound")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", COMMIT)
-        self.send_header("ETag", f'"{hashlib.sha256(CONTENT).hexdigest()}"')
-        self.send_header("Content-Length", str(len(CONTENT)))
-        self.end_headers()
-        if body:
-            self.wfile.write(CONTENT)
-
-    def do_HEAD(self) -> None:
-        self._answer(body=False)
-
-    def do_GET(self) -> None:
-        self._answer(body=True)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Hub.served = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def tiny(hub: HubStandIn) -> HubStandIn:
+    hub.add("acme/tiny", {"weights/model.gguf": CONTENT})
+    return hub
 
 
-def test_hf_uri_downloads_into_the_cache_once(hub: str, tmp_path: Path) -> None:
-    path = hf_download("hf://acme/tiny/weights/model.gguf@main", endpoint=hub)
+def _gets(hub: HubStandIn) -> list[str]:
+    return [path for method, path, _, _ in hub.requests if method == "GET"]
+
+
+def test_hf_uri_downloads_into_the_cache_once(tiny: HubStandIn, tmp_path: Path) -> None:
+    path = hf_download("hf://acme/tiny/weights/model.gguf@main", endpoint=tiny.url)
     assert path.read_bytes() == CONTENT
     assert tmp_path in path.resolve().parents
-    gets = [s for s in _Hub.served if s.startswith("GET")]
-    again = hf_download("hf://acme/tiny/weights/model.gguf@main", endpoint=hub)
+    gets = _gets(tiny)
+    again = hf_download("hf://acme/tiny/weights/model.gguf@main", endpoint=tiny.url)
     assert again == path
-    assert [s for s in _Hub.served if s.startswith("GET")] == gets  # served from the cache
+    assert _gets(tiny) == gets  # served from the cache
 
 
-def test_hf_missing_file_is_a_clear_error(hub: str) -> None:
+def test_hf_missing_file_is_a_clear_error(tiny: HubStandIn) -> None:
     with pytest.raises(UsageError, match=r"cannot download hf://acme/tiny/nope\.gguf"):
-        hf_download("hf://acme/tiny/nope.gguf", endpoint=hub)
+        hf_download("hf://acme/tiny/nope.gguf", endpoint=tiny.url)
 
 
 @pytest.mark.parametrize(
