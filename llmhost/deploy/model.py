@@ -16,6 +16,7 @@ from llmhost.engines import LaunchSpec
 from llmhost.engines.weights import EMBEDDED_MODEL, HF_SCHEME, parse_hf
 from llmhost.plan import Plan
 from llmhost.plan.catalog import GIB, load_catalog
+from llmhost.plan.sources import hub_origin
 from llmhost.plan.types import Candidate, EngineArgs
 
 ENGINE_PORT = 8000
@@ -308,6 +309,9 @@ def _weights(plan: Plan, engine: str, fmt: str, override: str | None) -> Weights
     if override:
         repo, _, revision = override.partition("@")
         return Weights("hf", repo, None, revision or None)
+    hub = hub_origin(plan.model_source)  # planned from a hub repo: that repo, at that commit
+    if hub is not None and (not catalog.prequantized(fmt) or plan.source_format == fmt):
+        return Weights("hf", hub[0], None, hub[1])
     if catalog.prequantized(fmt):
         listed = load_catalog().checkpoint(plan.model, fmt)  # plan/catalog/checkpoints.yaml
         if listed is not None:

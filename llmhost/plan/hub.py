@@ -24,6 +24,7 @@ from llmhost.errors import UsageError
 from llmhost.paths import cache_dir
 from llmhost.plan.quantization import SAFETENSORS_DTYPES
 from llmhost.plan.sources import (
+    HUB_ORIGIN,
     ModelSource,
     load_source,
     read_hf_source,
@@ -129,13 +130,15 @@ def _fetch(repo: RepoId) -> ModelSource:
         weights = _safetensors(api, repo.repo, commit)
     source = read_hf_source(config)
     spec = dataclasses.replace(source.spec, id=repo.repo, hf_repo=repo.repo)
+    pinned = f"{HUB_ORIGIN}{repo.repo}" + (f"@{commit}" if commit else "")
+    source = dataclasses.replace(source, spec=spec, origin=pinned)
     if weights is None:
-        return dataclasses.replace(source, spec=spec)
+        return source
     size, dtype = weights
     fmt = source.file_format  # a quantized checkpoint's format; else the dtype the files hold
     if not source.prequantized:
         fmt = SAFETENSORS_DTYPES.get(dtype, fmt)
-    return dataclasses.replace(source, spec=spec, file_format=fmt, file_weights_bytes=size)
+    return dataclasses.replace(source, file_format=fmt, file_weights_bytes=size)
 
 
 def _safetensors(api: HfApi, repo: str, commit: str | None) -> tuple[int, str] | None:

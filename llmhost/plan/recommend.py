@@ -360,7 +360,8 @@ def build_plan(
         recommendation=best,
         recommendation_reason=reason,
         alternatives=alternatives,
-        model_source=str(source.path) if source.path else "catalog",
+        model_source=source.origin or (str(source.path) if source.path else "catalog"),
+        source_format=source.file_format if source.prequantized else None,
         architecture={
             "layers": spec.layers,
             "hidden_size": spec.hidden_size,

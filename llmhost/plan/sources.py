@@ -39,6 +39,9 @@ class ModelSource:
     file_format: str | None = None
     file_weights_bytes: int | None = None
     prequantized: bool = False
+    # Where a deployment fetches these weights, when not from the catalog: a hub repo pinned to
+    # the commit that was read (`huggingface:owner/repo@commit`; see `hub_origin`).
+    origin: str | None = None
 
 
 def resolve_model(name: str, catalog: Catalog) -> ModelSource:
@@ -55,6 +58,18 @@ def resolve_model(name: str, catalog: Catalog) -> ModelSource:
     from llmhost.plan.hub import hub_model  # imported here: it pulls huggingface_hub
 
     return hub_model(name)
+
+
+HUB_ORIGIN = "huggingface:"
+
+
+def hub_origin(model_source: str) -> tuple[str, str | None] | None:
+    """The hub repo and revision a plan's `model_source` names (`huggingface:owner/repo@rev`),
+    or None when its model came from the catalog or a local file."""
+    if not model_source.startswith(HUB_ORIGIN):
+        return None
+    repo, _, revision = model_source.removeprefix(HUB_ORIGIN).partition("@")
+    return repo, revision or None
 
 
 def formats_to_plan(source: ModelSource, asked: list[str] | None) -> list[str] | None:
@@ -213,6 +228,7 @@ def load_source(cache: Path) -> ModelSource | None:
             data["file_format"],
             data["weights_bytes"],
             bool(data.get("prequantized", False)),
+            data.get("origin"),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, or one from another version: read the source again
@@ -226,6 +242,7 @@ def store_source(cache: Path, source: ModelSource) -> None:
         "file_format": source.file_format,
         "weights_bytes": source.file_weights_bytes,
         "prequantized": source.prequantized,
+        "origin": source.origin,
     }
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -273,6 +273,8 @@ class Plan:
     recommendation_reason: str
     alternatives: list[str] = field(default_factory=list)
     model_source: str = ""
+    # The one format the source's weights exist in (a pre-quantized checkpoint), else None.
+    source_format: str | None = None
     architecture: dict[str, Any] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from llmhost.errors import UsageError
-from llmhost.plan import plan_for
+from llmhost.plan import Plan, plan_for
 from llmhost.plan.hub import hub_model, parse_repo_id
 from llmhost.plan.quantization import declared_format
 from tests.support.hub import HubFile, HubStandIn, safetensors_file
@@ -150,7 +150,8 @@ def test_repo_plans_as_its_config_json_on_disk(hub: HubStandIn, tmp_path: Path) 
     # ... and the weights were never downloaded: only ranged reads of the headers.
     reads = [(m, p, r) for m, p, r, _ in hub.requests if p.endswith(".safetensors")]
     assert reads and all(m == "GET" and r == "bytes=0-100000" for m, p, r in reads)
-    assert str(tmp_path / "cache" / "llmhost" / "hf") in from_hub.model_source
+    # The plan names the repo at the commit it read, for render to fetch the same weights.
+    assert from_hub.model_source == f"huggingface:acme/llama-8b@{hub.repos['acme/llama-8b'].commit}"
 
 
 def test_weights_format_follows_the_files_dtype(hub: HubStandIn) -> None:
@@ -319,3 +320,31 @@ def test_hub_down_is_one_line(hub: HubStandIn) -> None:
 def test_parse_repo_id_keeps_the_revision() -> None:
     assert str(parse_repo_id("acme/llama-8b@refs/pr/1")) == "acme/llama-8b@refs/pr/1"
     assert parse_repo_id("Acme-AI/Llama_3.1-8B").revision is None
+
+
+def test_render_fetches_the_planned_repo_at_the_commit_it_read(hub: HubStandIn) -> None:
+    from llmhost.deploy.model import from_plan
+    from llmhost.deploy.options import RenderOptions
+
+    add_llama(hub, "acme/llama-8b", shards=1)
+    commit = hub.repos["acme/llama-8b"].commit
+    planned = plan_for("acme/llama-8b", gpus=["h100-80gb"], quantizations=["bf16"])
+    plan = Plan.from_json(planned.to_json())  # as `render` reads it
+    engine = from_plan(plan, RenderOptions())
+    assert (engine.weights.kind, engine.weights.source) == ("hf", "acme/llama-8b")
+    assert engine.weights.revision == commit
+    # A pre-quantized repo is itself the checkpoint in its format.
+    add_awq(hub, "acme/llama-8b-awq")
+    awq = from_plan(plan_for("acme/llama-8b-awq", gpus=["l4"]), RenderOptions())
+    assert (awq.weights.source, awq.launch.quantization) == ("acme/llama-8b-awq", "awq_marlin")
+
+
+def test_render_of_a_16_bit_repo_planned_in_awq_asks_for_a_checkpoint(hub: HubStandIn) -> None:
+    from llmhost.deploy.catalog import DeployError
+    from llmhost.deploy.model import from_plan
+    from llmhost.deploy.options import RenderOptions
+
+    add_llama(hub, "acme/llama-8b", shards=1)
+    plan = plan_for("acme/llama-8b", gpus=["l4"], quantizations=["awq"])
+    with pytest.raises(DeployError, match="checkpoint already in awq; name one with --weights"):
+        from_plan(plan, RenderOptions())
