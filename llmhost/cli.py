@@ -1207,6 +1207,7 @@ def bench(
             "workload": shape.describe(),
             "force_length": force_length,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "slo": dataclasses.asdict(slo),
             # What the endpoint runs, for `llmhost plan --calibrate`.
             "catalog_model": hardware.model if hardware else catalog_model,
             "gpu": hardware.gpu if hardware else gpu,

@@ -121,7 +121,7 @@ def markdown(levels: list[Level], meta: dict[str, Any], cost: dict[str, Any] | N
 def write(out: Path, levels: list[Level], meta: dict[str, Any], cost: dict[str, Any] | None
           ) -> list[Path]:  # fmt: skip
     """results.json (every request and every summary), report.md and the charts."""
-    from llmhost.bench.charts import draw
+    from llmhost.bench.charts import ChartContext, draw
 
     out.mkdir(parents=True, exist_ok=True)
     data = {
@@ -136,4 +136,4 @@ def write(out: Path, levels: list[Level], meta: dict[str, Any], cost: dict[str, 
     results.write_text(json.dumps(data, indent=1))
     report = out / "report.md"
     report.write_text(markdown(levels, meta, cost))
-    return [results, report, *draw(levels, out)]
+    return [results, report, *draw(levels, out, ChartContext.from_meta(meta))]
