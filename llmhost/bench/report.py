@@ -82,12 +82,58 @@ def rows(levels: list[Level]) -> list[list[str]]:
     return out
 
 
+def throughput_table(levels: list[Level]) -> Table:
+    """Per level: successes, errors by kind (one a line), request, token and goodput rates."""
+    table = Table(title="throughput", title_justify="left")
+    table.add_column("load")
+    table.add_column("ok", justify="right", no_wrap=True)
+    table.add_column("errors", no_wrap=True)
+    for header in ("req/s", "output\ntok/s", "total\ntok/s", "goodput\nreq/s"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for level in levels:
+        s = level.summary
+        errors = "\n".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+        table.add_row(
+            level.run.load.label,
+            str(s["succeeded"]),
+            errors,
+            f"{s['request_throughput']:.2f}",
+            f"{s['output_token_throughput']:.1f}",
+            f"{s['total_token_throughput']:.1f}",
+            f"{s['goodput']:.2f}",
+            end_section="\n" in errors,  # a rule under a level whose errors take lines
+        )
+    return table
+
+
+LATENCIES = (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"), ("latency_s", "E2E"))
+
+
+def latency_table(levels: list[Level]) -> Table:
+    """Per level, the p50 and p99 of TTFT, TPOT, ITL and end-to-end latency in ms, the two
+    percentiles stacked as rows (so the table stays narrow)."""
+    table = Table(title="latency (ms)", title_justify="left")
+    table.add_column("load")
+    table.add_column("", no_wrap=True)
+    for _, name in LATENCIES:
+        table.add_column(name, justify="right", no_wrap=True)
+    for level in levels:
+        s = level.summary
+        for i, (stat, shown) in enumerate((("median", "p50"), ("p99", "p99"))):
+            table.add_row(
+                level.run.load.label if i == 0 else "",
+                shown,
+                *(_ms(s[key], stat) for key, _ in LATENCIES),
+                end_section=i == 1,  # a rule between levels, not between their percentiles
+            )
+    return table
+
+
 def print_summary(levels: list[Level], cost: dict[str, Any] | None, console: Console) -> None:
-    """The summary table, and the cost lines when hardware was given."""
-    table = Table(*COLUMNS, title="llmhost bench")
-    for row in rows(levels):
-        table.add_row(*row)
-    console.print(table)
+    """The summary as two tables (throughput; latency) that each fit 80 columns, and the cost
+    lines when hardware was given."""
+    console.print(throughput_table(levels))
+    console.print(latency_table(levels))
     for line in cost_lines(cost):
         console.print(line)
 
