@@ -1152,9 +1152,10 @@ def bench(
     from llmhost.bench.client import Endpoint
     from llmhost.bench.load import Load
     from llmhost.bench.metrics import Slo
-    from llmhost.bench.report import live_progress, print_summary, write
+    from llmhost.bench.progress import Tracker
+    from llmhost.bench.report import interrupted_after, live_progress, print_summary, write
+    from llmhost.bench.runner import Watcher, saturation_throughput
     from llmhost.bench.runner import bench as run_bench
-    from llmhost.bench.runner import saturation_throughput
     from llmhost.bench.workload import Workload
 
     console = Console(stderr=True)
@@ -1163,54 +1164,73 @@ def bench(
             raise UsageError(f"--sweep must be concurrency or rate, not '{sweep}'")
         if concurrency is None and rate is None:
             concurrency = 1
-        shape = Workload(workload, prompt_tokens, output_tokens, prompt_spread, output_spread,
-                         prefixes, prefix_tokens, prompts_file, seed)  # fmt: skip
+        shape = Workload(
+            workload,
+            prompt_tokens,
+            output_tokens,
+            prompt_spread,
+            output_spread,
+            prefixes,
+            prefix_tokens,
+            prompts_file,
+            seed,
+        )
         load = Load(concurrency, rate, poisson, requests, duration, max_error_rate)
         slo = Slo(slo_ttft, slo_tpot, slo_latency)
-        hardware = _bench_hardware(plan_file, gpu, gpu_count, price, spot, provider,
-                                   catalog_model, engine, quant)  # fmt: skip
+        hardware = _bench_hardware(
+            plan_file, gpu, gpu_count, price, spot, provider, catalog_model, engine, quant
+        )
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"'{url}': give the endpoint's URL with http:// or https://")
         base = url.rstrip("/")
         base = base if base.endswith("/v1") else base + "/v1"
         _bench_preflight(base, model, api_key)
+        tracker = Tracker(
+            on_measured=lambda line: console.print(line, markup=False, highlight=False)
+        )
 
-        async def run() -> list[Level]:
+        async def run(watcher: Watcher) -> list[Level]:
             async with Endpoint(base, model, api_key, force_length, timeout) as endpoint:
-                return await live_progress(
-                    console,
-                    lambda progress: run_bench(
-                        endpoint, shape, load, slo, sweep, max_concurrency, rate_steps, progress
-                    ),
+                return await run_bench(
+                    endpoint, shape, load, slo, sweep, max_concurrency, rate_steps, watcher
                 )
 
-        levels = asyncio.run(run())
+        interrupted = False
+        try:
+            levels = asyncio.run(live_progress(console, tracker, run))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            # Ctrl-C: keep the levels that finished (the one in progress is incomplete).
+            levels, interrupted = list(tracker.levels), True
         cost = None
-        if hardware is not None:
+        if hardware is not None and levels:
             from llmhost.bench.cost import cost_report
             from llmhost.plan.catalog import load_catalog
 
             first = levels[0].summary
             tokens = first["prompt_tokens"] + first["output_tokens"]
             share = first["prompt_tokens"] / tokens if tokens else 0.5
-            cost = cost_report(hardware, load_catalog(), saturation_throughput(levels),
-                               utilization, share)  # fmt: skip
+            cost = cost_report(
+                hardware, load_catalog(), saturation_throughput(levels), utilization, share
+            )
     except LlmhostError as exc:
         raise fail(exc) from None
     terminal = Console()
-    print_summary(levels, cost, terminal if terminal.is_terminal else Console(width=200))
-    if not any(level.summary["succeeded"] for level in levels):
+    if levels:
+        print_summary(levels, cost, terminal if terminal.is_terminal else Console(width=200))
+    if not interrupted and not any(level.summary["succeeded"] for level in levels):
         errors = {k: v for level in levels for k, v in level.summary["errors"].items()}
         what = ", ".join(f"{k} x{v}" for k, v in errors.items()) or "no answer"
         typer.echo(f"error: every request failed ({what})", err=True)
         raise typer.Exit(1)
-    if out is not None:
+    if out is not None and levels:
         meta = {
             "url": base,
             "model": model,
             "workload": shape.describe(),
             "force_length": force_length,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "slo": dataclasses.asdict(slo),
+            "interrupted": interrupted,
             # What the endpoint runs, for `llmhost plan --calibrate`.
             "catalog_model": hardware.model if hardware else catalog_model,
             "gpu": hardware.gpu if hardware else gpu,
@@ -1219,6 +1239,9 @@ def bench(
         }
         for path in write(out, levels, meta, cost):
             typer.echo(f"wrote {path}")
+    if interrupted:
+        typer.echo(interrupted_after(len(levels)), err=True)
+        raise typer.Exit(130)
 
 
 def _bench_preflight(base: str, model: str, api_key: str | None) -> None:

@@ -4,7 +4,6 @@ the saturated one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,25 +24,47 @@ class Level:
     summary: dict[str, Any]
 
 
-Progress = Callable[[str, Record], None]
+class Watcher:
+    """What a benchmark tells as it goes: a level starts, a request finishes, a level is
+    measured. These do nothing; a progress line (or a test) overrides them."""
+
+    def started(self, load: Load) -> None:
+        """A load level begins."""
+
+    def finished(self, load: Load, record: Record) -> None:
+        """A request of the level `load` finished (succeeded or not)."""
+
+    def measured(self, level: Level) -> None:
+        """A level finished and was summarised (what Ctrl-C keeps)."""
 
 
-async def bench(endpoint: Endpoint, workload: Workload, load: Load, slo: Slo,
-                sweep: str | None = None, max_concurrency: int = 64, rate_steps: int = 4,
-                progress: Progress = lambda label, r: None) -> list[Level]:  # fmt: skip
+async def bench(
+    endpoint: Endpoint,
+    workload: Workload,
+    load: Load,
+    slo: Slo,
+    sweep: str | None = None,
+    max_concurrency: int = 64,
+    rate_steps: int = 4,
+    watcher: Watcher | None = None,
+) -> list[Level]:
     """Measure `load` once, or sweep (`sweep` = "concurrency" or "rate").
 
     Each level draws its own requests (the workload's seed plus the level's number), so a level
     does not find the previous level's prompts in the engine's prefix cache.
     """
     drawn = 0
+    watch = watcher or Watcher()
 
     async def measure(level: Load) -> Level:
         nonlocal drawn
         requests = replace(workload, seed=workload.seed + drawn).requests(level.requests)
         drawn += 1
-        run = await run_load(endpoint, requests, level, lambda r: progress(level.label, r))
-        return Level(run, summarize(run.records, run.wall_s, slo))
+        watch.started(level)
+        run = await run_load(endpoint, requests, level, lambda r: watch.finished(level, r))
+        measured = Level(run, summarize(run.records, run.wall_s, slo))
+        watch.measured(measured)
+        return measured
 
     if sweep is None:
         return [await measure(load)]

@@ -5,6 +5,7 @@ files it writes. Also an endpoint that fails some requests: counted, reported, n
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -200,3 +201,63 @@ def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> No
     assert summary["succeeded"] == 2
     assert summary["errors"] == {"http_5xx": 2, "stream": 2}
     assert "http_5xx 2" in done.stdout
+
+
+def test_ctrl_c_after_a_level_writes_the_finished_levels(flaky: str, tmp_path: Path) -> None:
+    # Each request streams for about 1.2 s: the first level (3 one at a time) takes 3.6 s, the
+    # second (3 on 2 connections) 2.4 s, and the interrupt lands in the second.
+    prompts = tmp_path / "prompts.jsonl"
+    slow = {"prompt": "slow", "x_standin": {"chunks": 4, "chunk_delay_s": 0.3}}
+    prompts.write_text(json.dumps(slow) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmhost",
+            "bench",
+            flaky,
+            "--model",
+            "standin",
+            "--workload",
+            "file",
+            "--prompts-file",
+            str(prompts),
+            "--requests",
+            "3",
+            "--sweep",
+            "concurrency",
+            "--no-force-length",
+            "--slo-ttft",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the first level's final progress line
+        assert first.startswith("concurrency 1: 3/3 done, 0 errors, "), first
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert stderr.strip().splitlines() == ["interrupted after 1 level"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["interrupted"] is True
+    assert results["meta"]["slo"] == {"ttft_s": 0.5, "tpot_s": None, "latency_s": None}
+    (level,) = results["levels"]  # the level in progress is not kept
+    assert level["concurrency"] == 1 and level["summary"]["succeeded"] == 3
+    assert len(level["requests"]) == 3
+    assert "Interrupted after 1 level (Ctrl-C)" in (out / "report.md").read_text()
+    for name in ("throughput.png", "latency_percentiles.png", "latency_cdf.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+    assert "concurrency 1" in stdout and "concurrency 2" not in stdout  # the summary table
