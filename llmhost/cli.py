@@ -763,8 +763,9 @@ def render(
 ) -> None:
     """Write Kubernetes manifests (or a Compose file) for one or more plans."""
     from llmhost.deploy.compose import render_compose
-    from llmhost.deploy.kubernetes import dump, output_directory, render, write_kustomize
+    from llmhost.deploy.kubernetes import dump, render, write_kustomize
     from llmhost.deploy.options import RenderOptions
+    from llmhost.paths import output_directory
 
     try:
         if scaler not in ("gateway", "keda"):
@@ -1184,6 +1185,10 @@ def bench(
             raise UsageError(f"'{url}': give the endpoint's URL with http:// or https://")
         base = url.rstrip("/")
         base = base if base.endswith("/v1") else base + "/v1"
+        if out is not None:
+            from llmhost.paths import output_directory
+
+            output_directory(out)
         _bench_preflight(base, model, api_key)
         tracker = Tracker(
             on_measured=lambda line: console.print(line, markup=False, highlight=False)

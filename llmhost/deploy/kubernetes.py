@@ -31,6 +31,7 @@ from llmhost.deploy.objects import (
 from llmhost.deploy.objects.meta import obj
 from llmhost.deploy.options import RenderOptions
 from llmhost.errors import UnknownChoiceError
+from llmhost.paths import output_directory
 from llmhost.plan import Plan
 
 KEDA_PROMETHEUS = "http://prometheus-operated.{ns}.svc:9090"
@@ -193,16 +194,6 @@ def write_kustomize(objects: list[dict[str, Any]], out: Path) -> list[Path]:
         if stale.name not in keep and _rendered(stale):
             stale.unlink()
     return [index, *written]
-
-
-def output_directory(out: Path) -> None:
-    """Make `out` (a directory to write into), or say in one line why it cannot be one."""
-    if out.exists() and not out.is_dir():
-        raise DeployError(f"--out {out}: a file is there; give a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DeployError(f"--out {out}: cannot make the directory ({exc.strerror})") from None
 
 
 def _rendered(path: Path) -> bool:

@@ -121,3 +121,25 @@ def test_bench_warns_of_an_unlisted_model_and_fails_when_nothing_succeeds(
             timeout=60,
         )
     assert done.returncode == 1 and "every request failed" in done.stderr
+
+
+def test_bench_out_over_a_file_is_refused_before_any_request(tmp_path: Path) -> None:
+    from tests.support.harness import served_in_thread
+    from tests.support.standin import StandIn
+
+    existing = tmp_path / "results"
+    existing.write_text("x")
+    standin = StandIn()
+    with served_in_thread(standin.app()) as url:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "llmhost", "bench", url, "--model", "standin"),
+                *("--requests", "2", "--out", str(existing)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: --out {existing}: a file is there; give a directory"
+    assert standin.requests == [] and existing.read_text() == "x"
