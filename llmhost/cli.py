@@ -12,6 +12,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from llmhost.cli_params import (
+    JsonOption,
+    KubeconfigOption,
+    KubeContextOption,
+    NamespaceOption,
+    Output,
+    OutputOption,
+    Typer,
+    count_option,
+    duration_option,
+    emit,
+    output_format,
+)
 from llmhost.errors import LlmhostError, UnknownChoiceError, UsageError
 
 if TYPE_CHECKING:
@@ -21,12 +34,13 @@ if TYPE_CHECKING:
     from llmhost.bench.cost import PricedHardware
     from llmhost.bench.runner import Level
     from llmhost.deploy.apply import Change, Rollout
-    from llmhost.gateway.store import SqlStore
+    from llmhost.deploy.cluster import Cluster
+    from llmhost.gateway.store import KeyRecord, SqlStore
     from llmhost.plan import Plan
     from llmhost.plan.calibrate import Measurement
     from llmhost.plan.catalog import EngineProfile
 
-app = typer.Typer(
+app = Typer(
     help="Plan, serve, deploy and measure self-hosted open LLMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -59,25 +73,18 @@ def fail(exc: LlmhostError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
-def _plan_fleet(path: Path, as_json: bool, common: dict[str, object]) -> None:
-    """`llmhost plan --fleet FILE`: each model for its share, the summed bill and the levers."""
+def _plan_fleet(path: Path, shape: Output, common: dict[str, object]) -> None:
+    """`llmhost plan --fleet FILE`: each model for its share, the summed bill and the levers
+    (a table is the Markdown report)."""
     from llmhost.plan import plan_for
     from llmhost.plan.fleet import plan_fleet, read_fleet
     from llmhost.plan.fleet_report import fleet_markdown
 
     result = plan_fleet(read_fleet(path), plan_for, **common)
-    sys.stdout.write(result.to_json() + "\n" if as_json else fleet_markdown(result))
-
-
-def _count(text: str) -> float:
-    """A count with an optional SI suffix: 300k, 50M, 1.2B (or a plain number)."""
-    import re
-
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMbBgG]?)\s*", text)
-    if match is None:
-        raise typer.BadParameter(f"'{text}': a number, optionally with k, M or B (50M)")
-    scale = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}[match[2].lower()]
-    return float(match[1]) * scale
+    if shape != "table":
+        emit(result.to_dict(), shape)
+    else:
+        sys.stdout.write(fleet_markdown(result))
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -87,18 +94,28 @@ def _split(values: list[str] | None) -> list[str]:
 @app.command("catalog")
 def catalog_command(
     kind: Annotated[
-        str, typer.Argument(help="models, gpus, formats, prices, apis or checkpoints.")
+        str,
+        typer.Argument(metavar="KIND", help="models, gpus, formats, prices, apis or checkpoints."),
     ],
-    gpu: Annotated[str | None, typer.Option(help="Only rows for this GPU id.")] = None,
-    provider: Annotated[str | None, typer.Option(help="Only rows from this provider.")] = None,
+    gpu: Annotated[
+        str | None, typer.Option(metavar="GPU", help="Only rows for this GPU id.")
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option(metavar="PROVIDER", help="Only rows from this provider.")
+    ] = None,
     tier: Annotated[
-        str | None, typer.Option(help="Prices: only this tier (on_demand, spot, ...).")
+        str | None,
+        typer.Option(metavar="TIER", help="Prices: only this tier (on_demand, spot, ...)."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Only rows for this model id.")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Only rows for this model id.")
+    ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="Only rows for this weight format.")
+        str | None,
+        typer.Option("--format", metavar="FORMAT", help="Only rows for this weight format."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    output: OutputOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """What the catalog holds: models, GPUs, formats, prices, hosted APIs; each row's source."""
     from rich.table import Table
@@ -107,11 +124,12 @@ def catalog_command(
     from llmhost.plan.catalog_view import Filters, catalog_rows
 
     try:
+        shape = output_format(output, as_json)
         rows = catalog_rows(load_catalog(), kind.lower(), Filters(gpu, provider, tier, model, fmt))
     except LlmhostError as exc:
         raise fail(exc) from None
-    if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    if shape != "table":
+        emit(rows, shape)
         return
     if not rows:
         typer.echo(f"no {kind} match these filters")
@@ -127,38 +145,46 @@ def plan(
     model: Annotated[
         str | None,
         typer.Argument(
+            metavar="MODEL",
             help="Catalog id, config.json path, GGUF path or Hugging Face repo id "
-            "(owner/repo[@revision])."
+            "(owner/repo[@revision]).",
         ),
     ] = None,
     fleet: Annotated[
         Path | None,
-        typer.Option(help="A fleet file: traffic and models with their shares and tier names."),
-    ] = None,
-    gpu: Annotated[
-        list[str] | None, typer.Option(help="GPU id(s) to consider (default: all).")
-    ] = None,
-    quant: Annotated[
-        list[str] | None, typer.Option(help="Weight format(s) to consider (default: all).")
-    ] = None,
-    context: Annotated[int | None, typer.Option(help="Max tokens per sequence.")] = None,
-    tokens_per_day: Annotated[
-        float | None,
         typer.Option(
-            help="Traffic, input + output tokens per day (50M, 1.2B, 300k).", parser=_count
+            metavar="FILE",
+            help="A fleet file: traffic and models with their shares and tier names.",
         ),
     ] = None,
-    requests_per_s: Annotated[
-        float | None, typer.Option("--requests-per-s", help="Traffic at peak, requests/s.")
+    gpu: Annotated[
+        list[str] | None,
+        typer.Option(metavar="GPU", help="GPU id(s) to consider (default: all)."),
     ] = None,
-    prompt_tokens: Annotated[int, typer.Option(help="Typical prompt length.")] = 1024,
-    output_tokens: Annotated[int, typer.Option(help="Typical output length.")] = 256,
-    ttft: Annotated[float | None, typer.Option(help="TTFT target, seconds.")] = None,
+    quant: Annotated[
+        list[str] | None,
+        typer.Option(metavar="FORMAT", help="Weight format(s) to consider (default: all)."),
+    ] = None,
+    context: Annotated[int | None, count_option("Max tokens per sequence (8192, 128k).")] = None,
+    tokens_per_day: Annotated[
+        float | None,
+        count_option("Traffic, input + output tokens per day (50M, 1.2B, 300k).", integer=False),
+    ] = None,
+    requests_per_s: Annotated[
+        float | None,
+        typer.Option("--requests-per-s", metavar="RATE", help="Traffic at peak, requests/s."),
+    ] = None,
+    prompt_tokens: Annotated[int, count_option("Typical prompt length, tokens.")] = 1024,
+    output_tokens: Annotated[int, count_option("Typical output length, tokens.")] = 256,
+    ttft: Annotated[
+        float | None, duration_option("TTFT target (500ms, 2s; bare: seconds).")
+    ] = None,
     min_tokens_per_s: Annotated[
-        float, typer.Option(help="Per-user decode speed target, tokens/s.")
+        float, typer.Option(metavar="RATE", help="Per-user decode speed target, tokens/s.")
     ] = 0.0,
     min_precision: Annotated[
-        str | None, typer.Option(help="Lowest acceptable weight format, e.g. fp8.")
+        str | None,
+        typer.Option(metavar="FORMAT", help="Lowest acceptable weight format, e.g. fp8."),
     ] = None,
     spot: Annotated[
         bool, typer.Option(help="Allow spot/preemptible and community (interruptible) nodes.")
@@ -166,66 +192,94 @@ def plan(
     price_tier: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="TIER",
             help="Price tier(s) to use: on_demand, spot, community, reserved_1y, reserved_3y "
-            "(default: on_demand; with --spot also spot and community)."
+            "(default: on_demand; with --spot also spot and community).",
         ),
     ] = None,
     active_hours: Annotated[
-        float | None, typer.Option(help="Hours/month a replica runs (scale to zero).")
+        float | None,
+        typer.Option(metavar="HOURS", help="Hours/month a replica runs (scale to zero)."),
     ] = None,
-    utilization: Annotated[float, typer.Option(help="Busy share for $ per 1M tokens (0-1).")] = 0.5,
+    utilization: Annotated[
+        float, typer.Option(metavar="SHARE", help="Busy share for $ per 1M tokens (0-1).")
+    ] = 0.5,
     headroom: Annotated[
-        float, typer.Option(help="Share of each replica kept free at peak (0-1).")
+        float, typer.Option(metavar="SHARE", help="Share of each replica kept free at peak (0-1).")
     ] = 0.3,
-    peak_to_mean: Annotated[float, typer.Option(help="Peak traffic over mean traffic.")] = 2.0,
+    peak_to_mean: Annotated[
+        float, typer.Option(metavar="RATIO", help="Peak traffic over mean traffic.")
+    ] = 2.0,
     growth: Annotated[
-        float, typer.Option(help="Traffic growth per month as a share, e.g. 0.1 for +10%.")
+        float,
+        typer.Option(
+            metavar="SHARE", help="Traffic growth per month as a share, e.g. 0.1 for +10%."
+        ),
     ] = 0.0,
     horizon: Annotated[
-        int, typer.Option(help="Months ahead to plan the fleet for (with --growth).")
+        int,
+        typer.Option(metavar="MONTHS", help="Months ahead to plan the fleet for (with --growth)."),
     ] = 0,
     own: Annotated[
         bool, typer.Option(help="Also price buying the servers: own vs rent on-demand vs spot.")
     ] = False,
-    years: Annotated[float, typer.Option(help="--own: years of server life.")] = 4.0,
-    kwh_price: Annotated[float, typer.Option(help="--own: USD per kWh.")] = 0.12,
-    pue: Annotated[float, typer.Option(help="--own: power usage effectiveness.")] = 1.4,
+    years: Annotated[
+        float, typer.Option(metavar="YEARS", help="--own: years of server life.")
+    ] = 4.0,
+    kwh_price: Annotated[float, typer.Option(metavar="USD", help="--own: USD per kWh.")] = 0.12,
+    pue: Annotated[
+        float, typer.Option(metavar="RATIO", help="--own: power usage effectiveness.")
+    ] = 1.4,
     ops_overhead: Annotated[
-        float, typer.Option(help="--own: operations cost per year, share of the hardware.")
+        float,
+        typer.Option(
+            metavar="SHARE", help="--own: operations cost per year, share of the hardware."
+        ),
     ] = 0.10,
     server_price: Annotated[
-        float | None, typer.Option(help="--own: USD per server (default: owned.yaml).")
+        float | None,
+        typer.Option(metavar="USD", help="--own: USD per server (default: owned.yaml)."),
     ] = None,
     server_kw: Annotated[
-        float | None, typer.Option(help="--own: rated kW per server (default: owned.yaml).")
+        float | None,
+        typer.Option(metavar="KW", help="--own: rated kW per server (default: owned.yaml)."),
     ] = None,
-    provider: Annotated[str | None, typer.Option(help="Only this provider's prices.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(metavar="PROVIDER", help="Only this provider's prices.")
+    ] = None,
     prices: Annotated[
-        Path | None, typer.Option(help="Your own price file (YAML, as prices.yaml).")
+        Path | None,
+        typer.Option(metavar="FILE", help="Your own price file (YAML, as prices.yaml)."),
     ] = None,
     gpu_count: Annotated[
-        int | None, typer.Option(help="Use exactly this many GPUs per replica.")
+        int | None, typer.Option(metavar="N", help="Use exactly this many GPUs per replica.")
     ] = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
-            help="Evaluate this many concurrent users (default: the most that meet the targets)."
+            metavar="N",
+            help="Evaluate this many concurrent users (default: the most that meet the targets).",
         ),
     ] = None,
     kv_cache_dtype: Annotated[
-        str, typer.Option(help="KV cache element type: auto (16-bit) or fp8.")
+        str, typer.Option(metavar="auto|fp8", help="KV cache element type: auto (16-bit) or fp8.")
     ] = "auto",
     tp: Annotated[
-        int | None, typer.Option("--tp", help="Fix the tensor-parallel degree (1, 2, 4, 8).")
+        int | None,
+        typer.Option("--tp", metavar="N", help="Fix the tensor-parallel degree (1, 2, 4, 8)."),
     ] = None,
     measure_host: Annotated[
         bool, typer.Option(help="Measure this host's bandwidth and FLOP/s for --gpu cpu.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    output: OutputOption = None,
+    as_json: JsonOption = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown report.")] = False,
     calibrate: Annotated[
         Path | None,
-        typer.Option(help="Fit the engine's efficiency to a `llmhost bench --out` results.json."),
+        typer.Option(
+            metavar="FILE",
+            help="Fit the engine's efficiency to a `llmhost bench --out` results.json.",
+        ),
     ] = None,
 ) -> None:
     """Which GPU, how many, which format and engine, what it costs: or why it does not fit."""
@@ -233,8 +287,9 @@ def plan(
     from llmhost.plan.types import OwnInputs
 
     try:
-        if as_json and markdown:
-            raise UsageError("choose one of --json and --markdown")
+        shape = output_format(output, as_json)
+        if markdown and (as_json or output is not None):
+            raise UsageError("choose one of -o/--json and --markdown")
         if (model is None) == (fleet is None):
             raise UsageError("give a MODEL or --fleet FILE (one of them)")
         if fleet is not None:
@@ -251,7 +306,7 @@ def plan(
                 "min_user_tokens_per_s": min_tokens_per_s,
                 "context": context,
             }
-            _plan_fleet(fleet, as_json, common)
+            _plan_fleet(fleet, shape, common)
             return
         assert model is not None
         profile = None
@@ -297,8 +352,8 @@ def plan(
         )
     except LlmhostError as exc:
         raise fail(exc) from None
-    if as_json:
-        sys.stdout.write(result.to_json() + "\n")
+    if shape != "table":
+        emit(result.to_dict(), shape)
     elif markdown:
         from llmhost.plan.report import plan_markdown
 
@@ -333,22 +388,30 @@ def _calibration_table(rows: list[tuple[str, ...]], profile: EngineProfile,
 @app.command()
 def up(
     config: Annotated[
-        Path | None, typer.Option(help="llmhost.yaml (default: $LLMHOST_CONFIG or ./llmhost.yaml).")
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="llmhost.yaml (default: $LLMHOST_CONFIG or ./llmhost.yaml)."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="Listen port.")] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Serve this GGUF (path or hf://owner/repo/file) instead of the config."),
+        typer.Option(
+            metavar="GGUF",
+            help="Serve this GGUF (path or hf://owner/repo/file) instead of the config.",
+        ),
     ] = None,
     replicas: Annotated[
-        int | None, typer.Option(help="Replicas of --model (or of the embedded model).")
+        int | None,
+        typer.Option(metavar="N", help="Replicas of --model (or of the embedded model)."),
     ] = None,
     engine: Annotated[
         str | None,
         typer.Option(
+            metavar="ENGINE",
             help="Engine for --model (or the embedded model): llamacpp (default) or vllm (its CPU "
-            "build, installed once by `make vllm`)."
+            "build, installed once by `make vllm`).",
         ),
     ] = None,
     open_access: Annotated[
@@ -356,7 +419,12 @@ def up(
         typer.Option("--open", help="Serve without API keys (loopback only; said loudly)."),
     ] = False,
     audit_retention_days: Annotated[
-        int | None, typer.Option(help="Delete audit records older than this (default 90).")
+        int | None,
+        duration_option(
+            "Delete audit records older than this (90d, 12w; bare: days; default 90).",
+            unit="d",
+            integer=True,
+        ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No access line per request.")
@@ -410,13 +478,15 @@ def up(
         raise fail(exc) from None
 
 
-engines_app = typer.Typer(help="Install the engines llmhost runs locally.", no_args_is_help=True)
+engines_app = Typer(help="Install the engines llmhost runs locally.", no_args_is_help=True)
 app.add_typer(engines_app, name="engines")
 
 
 @engines_app.command("install")
 def engines_install(
-    engine: Annotated[str, typer.Argument(help="llamacpp (build llama-server) or vllm.")],
+    engine: Annotated[
+        str, typer.Argument(metavar="ENGINE", help="llamacpp (build llama-server) or vllm.")
+    ],
 ) -> None:
     """Build llama-server, or install vLLM's CPU build in its own venv and convert the embedded
     model for it; both cached in ~/.cache/llmhost (what `make engine` and `make vllm` run)."""
@@ -435,13 +505,19 @@ def engines_install(
         raise fail(exc) from None
 
 
-keys_app = typer.Typer(help="Create, list, show and revoke API keys.", no_args_is_help=True)
+keys_app = Typer(help="Create, list, show and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="llmhost.yaml (for server.store_url).")
+    Path | None,
+    typer.Option("--config", metavar="FILE", help="llmhost.yaml (for server.store_url)."),
 ]
 StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store URL (sqlite:///PATH or postgresql://...).")
+    str | None,
+    typer.Option("--store", metavar="URL", help="Store URL (sqlite:///PATH or postgresql://...)."),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(metavar="WHEN", help="From a date (2026-11-01) or a span back (7d, 12h)."),
 ]
 
 
@@ -453,17 +529,21 @@ def _store(config: Path | None, store: str | None) -> SqlStore:
 
 
 def _moment(text: str, option: str, future: bool) -> float:
-    """Unix time for --expires/--since: ISO 8601 (UTC if no zone), or a span (30d, 12h, 5m)
-    counted forward from now (`future`) or back."""
-    import re
+    """Unix time for --expires/--since: ISO 8601 (UTC if no zone), or a span with a unit
+    (30d, 12h, 5m, 2w) counted forward from now (`future`) or back."""
     from datetime import UTC, datetime
 
-    span = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if span:
-        seconds = int(span[1]) * {"d": 86400, "h": 3600, "m": 60}[span[2]]
+    from llmhost.units import UnitError, parse_duration
+
+    raw = text.strip()
+    if raw[-1:].isalpha():  # a span: 30d, 1.5h (a date ends in a digit or a zone offset)
+        try:
+            seconds = parse_duration(raw)
+        except UnitError as exc:
+            raise UsageError(f"{option} {exc}; or a date like 2027-01-31") from None
         return time.time() + (seconds if future else -seconds)
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(raw)
     except ValueError:
         raise UsageError(
             f"{option} '{text}': use a date like 2027-01-31 or a span like 30d"
@@ -475,17 +555,26 @@ def _moment(text: str, option: str, future: bool) -> float:
 
 @keys_app.command("create")
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Team or customer the key belongs to.")],
-    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests per minute.")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens per minute (prompt + output).")] = None,
-    max_concurrent: Annotated[int | None, typer.Option(help="Requests at once.")] = None,
-    monthly_tokens: Annotated[
-        int | None, typer.Option(help="The tenant's token budget per calendar month.")
+    tenant: Annotated[
+        str, typer.Option(metavar="TENANT", help="Team or customer the key belongs to.")
+    ],
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="A label for the key.")] = None,
+    rpm: Annotated[int | None, count_option("Requests per minute (600, 1.2k).")] = None,
+    tpm: Annotated[
+        int | None, count_option("Tokens per minute, prompt + output (100k, 2M).")
     ] = None,
-    models: Annotated[str | None, typer.Option(help="Allowed models, comma-separated.")] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(metavar="N", help="Requests at once.")
+    ] = None,
+    monthly_tokens: Annotated[
+        int | None, count_option("The tenant's token budget per calendar month (50M, 1B).")
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(metavar="MODEL,...", help="Allowed models, comma-separated.")
+    ] = None,
     expires: Annotated[
-        str | None, typer.Option(help="Expiry: a date (2027-01-31) or a span (30d).")
+        str | None,
+        typer.Option(metavar="WHEN", help="Expiry: a date (2027-01-31) or a span (30d, 12h)."),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Print only the key.")] = False,
     config: ConfigOption = None,
@@ -516,20 +605,25 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    tenant: Annotated[
+        str | None, typer.Option(metavar="TENANT", help="Only this tenant's keys.")
+    ] = None,
+    output: OutputOption = None,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """List keys by prefix, with their tenant, limits and state (never a secret)."""
-    import orjson
-
     try:
+        shape = output_format(output, as_json)
         records = _store(config, store).keys(tenant)
     except LlmhostError as exc:
         raise fail(exc) from None
-    if as_json:
-        typer.echo(orjson.dumps([r.to_dict() for r in records]).decode())
+    if shape != "table":
+        emit([_key_data(r) for r in records], shape)
+        return
+    if not records:
+        typer.echo("no keys" + (f" for tenant {tenant}" if tenant else ""))
         return
     typer.echo(f"{'PREFIX':15}  {'TENANT':20} {'STATE':8} MODELS  LIMITS")
     for r in records:
@@ -543,24 +637,39 @@ def keys_list(
 
 @keys_app.command("show")
 def keys_show(
-    prefix: Annotated[str, typer.Argument(help="The key's prefix (llmh-xxxxxxxxxx).")],
+    prefix: Annotated[
+        str, typer.Argument(metavar="PREFIX", help="The key's prefix (llmh-xxxxxxxxxx).")
+    ],
+    output: OutputOption = None,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Show one key's settings as JSON."""
-    import orjson
-
+    """Show one key's settings (times in ISO 8601, UTC)."""
     try:
+        shape = output_format(output, as_json)
         record = _store(config, store).key(prefix)
         if record is None:
             raise UsageError(f"no key with prefix '{prefix}'")
     except LlmhostError as exc:
         raise fail(exc) from None
+    shown = _key_data(record)
+    if shape != "table":
+        emit(shown, shape)
+        return
+    for field, value in shown.items():
+        if isinstance(value, list):
+            value = ",".join(value)
+        typer.echo(f"{field + ':':15} {'-' if value is None else value}")
+
+
+def _key_data(record: KeyRecord) -> dict[str, object]:
+    """A key's settings as plain data, its times in ISO 8601 (never the secret or hash)."""
     shown = record.to_dict()
     for field in ("created_at", "expires_at", "revoked_at"):
         if shown[field] is not None:
             shown[field] = _iso(shown[field])
-    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    return shown
 
 
 def _require_gguf(model: str) -> None:
@@ -604,7 +713,9 @@ def _iso(moment: float) -> str:
 
 @keys_app.command("revoke")
 def keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key's prefix (llmh-xxxxxxxxxx).")],
+    prefix: Annotated[
+        str, typer.Argument(metavar="PREFIX", help="The key's prefix (llmh-xxxxxxxxxx).")
+    ],
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -624,30 +735,29 @@ keys_app.command("delete", help="Revoke a key (the same as `keys revoke`).")(key
 
 @app.command()
 def usage(
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="From a date (2026-11-01) or a span back (7d).")
-    ] = None,
+    tenant: Annotated[str | None, typer.Option(metavar="TENANT", help="Only this tenant.")] = None,
+    since: SinceOption = None,
     hourly_usd: Annotated[
-        float | None, typer.Option(help="What the deployment costs per hour, for comparison.")
+        float | None,
+        typer.Option(metavar="USD", help="What the deployment costs per hour, for comparison."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    output: OutputOption = None,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """Tokens, requests and errors per tenant and model, priced at hosted-API list prices."""
-    import orjson
-
     from llmhost.gateway.usage import usage_report
     from llmhost.plan.catalog import load_catalog
 
     try:
+        shape = output_format(output, as_json)
         start = _moment(since, "--since", future=False) if since else 0.0
         report = usage_report(_store(config, store), load_catalog(), tenant, start, hourly_usd)
     except LlmhostError as exc:
         raise fail(exc) from None
-    if as_json:
-        typer.echo(orjson.dumps(report.to_dict()).decode())
+    if shape != "table":
+        emit(report.to_dict(), shape)
         return
     from llmhost.gateway.usage import print_usage
 
@@ -658,84 +768,124 @@ def usage(
 def render(
     plans: Annotated[
         list[str],
-        typer.Argument(help="Plan JSON files (llmhost plan --json), or model ids to plan here."),
+        typer.Argument(
+            metavar="PLAN",
+            help="Plan JSON files (llmhost plan --json), or model ids to plan here.",
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="Directory to write (a Kustomize directory).")],
+    out: Annotated[
+        Path, typer.Option(metavar="DIR", help="Directory to write (a Kustomize directory).")
+    ],
     compose: Annotated[
         bool, typer.Option("--compose", help="Write docker-compose.yaml for one host instead.")
     ] = False,
-    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    namespace: NamespaceOption = "llmhost",
     provider: Annotated[
-        str | None, typer.Option(help="Node labels: gke, eks or generic (default: the plan's).")
+        str | None,
+        typer.Option(
+            metavar="PROVIDER", help="Node labels: gke, eks or generic (default: the plan's)."
+        ),
     ] = None,
-    gpu: Annotated[str | None, typer.Option(help="Planning a model id: GPU type.")] = None,
-    quant: Annotated[str | None, typer.Option(help="Planning a model id: weight format.")] = None,
+    gpu: Annotated[
+        str | None, typer.Option(metavar="GPU", help="Planning a model id: GPU type.")
+    ] = None,
+    quant: Annotated[
+        str | None, typer.Option(metavar="FORMAT", help="Planning a model id: weight format.")
+    ] = None,
     gpu_count: Annotated[
-        int | None, typer.Option(help="Planning a model id: GPUs per replica.")
+        int | None, typer.Option(metavar="N", help="Planning a model id: GPUs per replica.")
     ] = None,
-    context: Annotated[int | None, typer.Option(help="Planning a model id: context.")] = None,
+    context: Annotated[
+        int | None, count_option("Planning a model id: context, tokens (8192, 32k).")
+    ] = None,
     spot: Annotated[bool, typer.Option(help="Planning a model id: allow spot.")] = False,
     engine: Annotated[
-        str | None, typer.Option(help="Engine instead of the plan's: vllm, llamacpp, ollama.")
+        str | None,
+        typer.Option(
+            metavar="ENGINE", help="Engine instead of the plan's: vllm, llamacpp, ollama."
+        ),
     ] = None,
     weights: Annotated[
         str | None,
-        typer.Option(help="Checkpoint: OWNER/REPO[@rev], hf://owner/repo/file.gguf, ollama://tag."),
+        typer.Option(
+            metavar="CHECKPOINT",
+            help="Checkpoint: OWNER/REPO[@rev], hf://owner/repo/file.gguf, ollama://tag.",
+        ),
     ] = None,
-    gateway_image: Annotated[str | None, typer.Option(help="The gateway's image.")] = None,
-    gateway_replicas: Annotated[int, typer.Option(help="Gateway replicas (2+ for HA).")] = 2,
+    gateway_image: Annotated[
+        str | None, typer.Option(metavar="IMAGE", help="The gateway's image.")
+    ] = None,
+    gateway_replicas: Annotated[
+        int, typer.Option(metavar="N", help="Gateway replicas (2+ for HA).")
+    ] = 2,
     scaler: Annotated[
-        str, typer.Option(help="Who scales engines: gateway (default) or keda.")
+        str, typer.Option(metavar="gateway|keda", help="Who scales engines: gateway or keda.")
     ] = "gateway",
     scale_to_zero: Annotated[
         bool, typer.Option(help="Engines go to zero replicas when idle.")
     ] = False,
     redis_url: Annotated[
-        str | None, typer.Option(help="External Redis for limits (default: one in-cluster).")
+        str | None,
+        typer.Option(metavar="URL", help="External Redis for limits (default: one in-cluster)."),
     ] = None,
     storage_class: Annotated[
-        str | None, typer.Option(help="StorageClass of the weights volume (ReadWriteMany).")
+        str | None,
+        typer.Option(metavar="NAME", help="StorageClass of the weights volume (ReadWriteMany)."),
     ] = None,
     ingress_host: Annotated[
-        str | None, typer.Option(help="Expose the gateway on this host name with TLS.")
+        str | None,
+        typer.Option(metavar="HOST", help="Expose the gateway on this host name with TLS."),
     ] = None,
     ingress_class: Annotated[
-        str, typer.Option(help="IngressClass of the --ingress-host Ingress.")
+        str, typer.Option(metavar="NAME", help="IngressClass of the --ingress-host Ingress.")
     ] = "nginx",
     cluster_issuer: Annotated[
-        str, typer.Option(help="cert-manager ClusterIssuer for the --ingress-host certificate.")
+        str,
+        typer.Option(
+            metavar="NAME", help="cert-manager ClusterIssuer for the --ingress-host certificate."
+        ),
     ] = "letsencrypt",
     tls: Annotated[
         bool, typer.Option(help="With --ingress-host: a cert-manager Certificate and HTTPS.")
     ] = True,
     min_replicas: Annotated[
-        int | None, typer.Option(help="Fewest engine replicas (default 1; 2 with --production).")
+        int | None,
+        typer.Option(metavar="N", help="Fewest engine replicas (default 1; 2 with --production)."),
     ] = None,
     max_replicas: Annotated[
         int | None,
-        typer.Option(help="Most engine replicas (default: the plan's; N+1 with --production)."),
+        typer.Option(
+            metavar="N", help="Most engine replicas (default: the plan's; N+1 with --production)."
+        ),
     ] = None,
     production: Annotated[
         bool, typer.Option(help="Headroom for a lost replica: N+1 replicas, at least 2.")
     ] = False,
     on_demand_base: Annotated[
-        int, typer.Option(help="Spot plans: keep this many engine replicas on on-demand nodes.")
+        int,
+        typer.Option(
+            metavar="N", help="Spot plans: keep this many engine replicas on on-demand nodes."
+        ),
     ] = 0,
     drain: Annotated[
         int | None,
-        typer.Option(
-            help="Longest request, seconds: how long a stopping engine "
-            "keeps serving (default: from the plan)."
+        duration_option(
+            "Longest request (90s, 10m; bare: seconds): how long a stopping engine "
+            "keeps serving (default: from the plan).",
+            integer=True,
         ),
     ] = None,
     node_label: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE every engine node carries (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="A label every engine node carries (repeatable)."),
     ] = None,
     spot_label: Annotated[
-        list[str] | None, typer.Option(help="Generic clusters: KEY=VALUE marking spot nodes.")
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="Generic clusters: the label of spot nodes."),
     ] = None,
     spot_toleration: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE:EFFECT taint of spot nodes to tolerate.")
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE:EFFECT", help="The taint of spot nodes, to tolerate."),
     ] = None,
     monitoring: Annotated[
         bool,
@@ -745,17 +895,23 @@ def render(
         bool, typer.Option(help="Scrape the GPU Operator's DCGM exporter; GPU alerts, panels.")
     ] = True,
     dcgm_monitor: Annotated[
-        str, typer.Option(help="How to scrape DCGM: service (ServiceMonitor) or pod.")
+        str,
+        typer.Option(
+            metavar="service|pod", help="How to scrape DCGM: service (ServiceMonitor) or pod."
+        ),
     ] = "service",
     dcgm_namespace: Annotated[
-        str, typer.Option(help="Namespace of the DCGM exporter.")
+        str, typer.Option(metavar="NAMESPACE", help="Namespace of the DCGM exporter.")
     ] = "gpu-operator",
     network_policies: Annotated[bool, typer.Option(help="Deny-by-default NetworkPolicies.")] = True,
     gateway_api: Annotated[
         bool, typer.Option(help="InferencePool per model and an HTTPRoute to the gateway.")
     ] = False,
     gateway_name: Annotated[
-        str, typer.Option(help="With --gateway-api: the Gateway the HTTPRoute attaches to.")
+        str,
+        typer.Option(
+            metavar="NAME", help="With --gateway-api: the Gateway the HTTPRoute attaches to."
+        ),
     ] = "inference-gateway",
     console: Annotated[
         bool, typer.Option(help="Serve the web console at /ui (admin login; off by default).")
@@ -853,19 +1009,35 @@ def _tolerations(values: list[str] | None) -> list[tuple[str, str, str]]:
 
 @app.command()
 def apply(
-    directory: Annotated[Path, typer.Argument(help="A directory written by `llmhost render`.")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A directory written by `llmhost render`.")
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Ask the server what would change; print diffs.")
     ] = False,
     wait: Annotated[bool, typer.Option(help="Wait for rollouts and downloads.")] = True,
-    timeout: Annotated[float, typer.Option(help="Longest wait, seconds.")] = 1800.0,
+    timeout: Annotated[float, duration_option("Longest wait (30m, 1h; bare: seconds).")] = 1800.0,
     check: Annotated[
         bool, typer.Option("--check", help="Only check the cluster's prerequisites; write nothing.")
     ] = False,
     canary: Annotated[
         float | None,
-        typer.Option(help="Try the render on this percent of traffic; the old revision serves."),
+        typer.Option(
+            metavar="PERCENT",
+            help="Try the render on this percent of traffic; the old revision serves.",
+        ),
     ] = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Refuse unless the render is for this namespace (as kubectl apply -n).",
+        ),
+    ] = None,
+    kubeconfig: KubeconfigOption = None,
+    context: KubeContextOption = None,
 ) -> None:
     """Server-side apply the rendered objects (kubeconfig as kubectl finds it), then follow
     the rollout. With --canary N the engines go in beside the running ones and the gateway
@@ -875,9 +1047,10 @@ def apply(
 
     from llmhost.deploy.apply import apply_objects, load_directory
     from llmhost.deploy.canary import canary_documents, remove_canaries
+    from llmhost.deploy.cluster import with_client
 
     if check:
-        _check_cluster(directory)
+        _check_cluster(directory, kubeconfig, context)
         return
 
     def report(change: Change) -> None:
@@ -888,24 +1061,27 @@ def apply(
         else:
             typer.echo(f"{change.target} {change.action}")
 
-    async def run() -> list[Rollout] | None:
+    try:
         transform = functools.partial(canary_documents, percent=canary) if canary else None
         objects = load_directory(directory, transform)
-        client = _kube_client()
-        try:
+        namespaces = {o.metadata.name for o in objects if o.kind == "Namespace"}
+        if namespace is not None and namespaces and namespaces != {namespace}:
+            rendered = ", ".join(sorted(namespaces))
+            raise UsageError(
+                f"{directory} is rendered for namespace {rendered}, not {namespace} "
+                f"(render again with -n {namespace})"
+            )
+
+        async def run(client: AsyncClient) -> list[Rollout] | None:
             await apply_objects(client, objects, dry_run, report)
-            namespaces = {o.metadata.name for o in objects if o.kind == "Namespace"}
             if canary is None and not dry_run and len(namespaces) == 1:
                 for removed in await remove_canaries(client, next(iter(namespaces))):
                     typer.echo(f"{removed} deleted (promoted)")
             if dry_run or not wait or len(namespaces) != 1:
                 return None
-            return await _follow(client, namespaces.pop(), timeout)
-        finally:
-            await client.close()
+            return await _follow(client, next(iter(namespaces)), timeout)
 
-    try:
-        states = asyncio.run(run())
+        states = asyncio.run(with_client(_cluster(kubeconfig, context), run))
     except LlmhostError as exc:
         raise fail(exc) from None
     if states is not None and not all(s.done for s in states):
@@ -915,28 +1091,28 @@ def apply(
 
 @app.command()
 def rollback(
-    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    namespace: NamespaceOption = "llmhost",
     model: Annotated[
-        str | None, typer.Option(help="Only this model's engine (default: every engine).")
+        str | None,
+        typer.Option(metavar="MODEL", help="Only this model's engine (default: every engine)."),
     ] = None,
+    kubeconfig: KubeconfigOption = None,
+    context: KubeContextOption = None,
 ) -> None:
     """Put engine Deployments back on their previous revision (pod template and weights)."""
     import asyncio
 
+    from llmhost.deploy.cluster import with_client
     from llmhost.deploy.rollback import Rollback
     from llmhost.deploy.rollback import rollback as roll_back
     from llmhost.gateway.kube_api import api_call
 
-    async def run() -> list[Rollback]:
-        client = _kube_client()
-        try:
-            done: list[Rollback] = await api_call(roll_back(client, namespace, model), namespace)
-            return done
-        finally:
-            await client.close()
+    async def run(client: AsyncClient) -> list[Rollback]:
+        done: list[Rollback] = await api_call(roll_back(client, namespace, model), namespace)
+        return done
 
     try:
-        done = asyncio.run(run())
+        done = asyncio.run(with_client(_cluster(kubeconfig, context), run))
     except LlmhostError as exc:
         raise fail(exc) from None
     for item in done:
@@ -951,20 +1127,26 @@ def rollback(
 def doctor(
     cluster: Annotated[
         Path | None,
-        typer.Option("--cluster", help="A rendered directory: does the cluster have its needs?"),
+        typer.Option(
+            "--cluster",
+            metavar="DIR",
+            help="A rendered directory: does the cluster have its needs?",
+        ),
     ] = None,
     config: ConfigOption = None,
+    kubeconfig: KubeconfigOption = None,
+    context: KubeContextOption = None,
 ) -> None:
     """Check what serving needs here (Python, compiler, cmake, the engine, the port, Redis and
     PostgreSQL, a kubeconfig); with --cluster, the Kubernetes prerequisites of a render."""
     if cluster is not None:
-        _check_cluster(cluster)
+        _check_cluster(cluster, kubeconfig, context)
         return
     from llmhost.config import load_config
     from llmhost.doctor import checks
 
     try:
-        found = checks(load_config(config))
+        found = checks(load_config(config), kubeconfig)
     except LlmhostError as exc:
         raise fail(exc) from None
     for item in found:
@@ -975,23 +1157,21 @@ def doctor(
         raise typer.Exit(1)
 
 
-def _check_cluster(directory: Path) -> None:
+def _check_cluster(directory: Path, kubeconfig: Path | None, context: str | None) -> None:
     """Print each prerequisite of a rendered directory; exit 1 when one is missing."""
     import asyncio
 
     from llmhost.deploy.apply import load_directory
     from llmhost.deploy.check import Finding, check_cluster
-
-    async def run() -> list[Finding]:
-        objects = load_directory(directory)
-        client = _kube_client()
-        try:
-            return await check_cluster(client, objects)
-        finally:
-            await client.close()
+    from llmhost.deploy.cluster import with_client
 
     try:
-        findings = asyncio.run(run())
+        objects = load_directory(directory)
+
+        async def run(client: AsyncClient) -> list[Finding]:
+            return await check_cluster(client, objects)
+
+        findings = asyncio.run(with_client(_cluster(kubeconfig, context), run))
     except LlmhostError as exc:
         raise fail(exc) from None
     for f in findings:
@@ -1006,38 +1186,41 @@ def _check_cluster(directory: Path) -> None:
 
 @app.command()
 def status(
-    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llmhost",
+    namespace: NamespaceOption = "llmhost",
+    output: OutputOption = None,
+    as_json: JsonOption = False,
+    kubeconfig: KubeconfigOption = None,
+    context: KubeContextOption = None,
 ) -> None:
     """Rollout state of llmhost's Deployments and download Jobs in a namespace."""
     import asyncio
 
     from llmhost.deploy.apply import rollout_state
+    from llmhost.deploy.cluster import with_client
     from llmhost.gateway.kube_api import api_call
 
-    async def run() -> list[Rollout]:
-        client = _kube_client()
-        try:
-            states: list[Rollout] = await api_call(rollout_state(client, namespace), namespace)
-            return states
-        finally:
-            await client.close()
+    async def run(client: AsyncClient) -> list[Rollout]:
+        states: list[Rollout] = await api_call(rollout_state(client, namespace), namespace)
+        return states
 
     try:
-        states = asyncio.run(run())
+        shape = output_format(output, as_json)
+        states = asyncio.run(with_client(_cluster(kubeconfig, context), run))
     except LlmhostError as exc:
         raise fail(exc) from None
-    _rollout_table(states, Console())
+    if shape != "table":
+        emit([dataclasses.asdict(s) for s in states], shape)
+    elif not states:
+        typer.echo(f"no llmhost Deployments or Jobs in namespace {namespace}")
+    else:
+        _rollout_table(states, Console())
 
 
-def _kube_client() -> AsyncClient:
-    """A client from the kubeconfig (KUBECONFIG, ~/.kube/config) or the pod's service account."""
-    from lightkube import AsyncClient
-    from lightkube.core.exceptions import ConfigError
+def _cluster(kubeconfig: Path | None, context: str | None) -> Cluster:
+    """The cluster `--kubeconfig`/`--context` name (else as kubectl finds it)."""
+    from llmhost.deploy.cluster import find_cluster
 
-    try:
-        return AsyncClient(field_manager="llmhost-apply")
-    except ConfigError as exc:
-        raise LlmhostError(f"no Kubernetes configuration: {exc}") from None
+    return find_cluster(kubeconfig, context)
 
 
 async def _follow(client: AsyncClient, namespace: str, timeout: float) -> list[Rollout]:
@@ -1079,71 +1262,114 @@ def _rollout_table(states: list[Rollout], console: Console | None = None) -> Tab
 
 @app.command()
 def bench(
-    url: Annotated[str, typer.Argument(help="OpenAI-compatible base URL (…/v1 added if absent).")],
-    model: Annotated[str, typer.Option(help="Model name to request.")],
+    url: Annotated[
+        str,
+        typer.Argument(metavar="URL", help="OpenAI-compatible base URL (…/v1 added if absent)."),
+    ],
+    model: Annotated[str, typer.Option(metavar="MODEL", help="Model name to request.")],
     api_key: Annotated[
-        str | None, typer.Option(envvar="LLMHOST_API_KEY", help="Bearer key ($LLMHOST_API_KEY).")
+        str | None,
+        typer.Option(
+            envvar="LLMHOST_API_KEY", metavar="KEY", help="Bearer key ($LLMHOST_API_KEY)."
+        ),
     ] = None,
     workload: Annotated[
-        str, typer.Option(help="fixed, distribution, prefix (shared system prompts) or file.")
+        str,
+        typer.Option(
+            metavar="WORKLOAD", help="fixed, distribution, prefix (shared system prompts) or file."
+        ),
     ] = "fixed",
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt length (mean), tokens.")] = 256,
-    output_tokens: Annotated[int, typer.Option(help="Output length (mean), tokens.")] = 64,
+    prompt_tokens: Annotated[int, count_option("Prompt length (mean), tokens.")] = 256,
+    output_tokens: Annotated[int, count_option("Output length (mean), tokens.")] = 64,
     prompt_spread: Annotated[
-        float, typer.Option(help="distribution: prompt std-dev as a share of the mean.")
+        float,
+        typer.Option(metavar="SHARE", help="distribution: prompt std-dev as a share of the mean."),
     ] = 0.3,
     output_spread: Annotated[
-        float, typer.Option(help="distribution: output std-dev as a share of the mean.")
+        float,
+        typer.Option(metavar="SHARE", help="distribution: output std-dev as a share of the mean."),
     ] = 0.3,
-    prefixes: Annotated[int, typer.Option(help="prefix: distinct system prompts (K).")] = 4,
-    prefix_tokens: Annotated[int, typer.Option(help="prefix: system prompt length (L).")] = 512,
+    prefixes: Annotated[
+        int, typer.Option(metavar="N", help="prefix: distinct system prompts (K).")
+    ] = 4,
+    prefix_tokens: Annotated[int, count_option("prefix: system prompt length (L), tokens.")] = 512,
     prompts_file: Annotated[
-        Path | None, typer.Option(help="file: JSON lines with 'prompt' or 'messages'.")
+        Path | None,
+        typer.Option(metavar="FILE", help="file: JSON lines with 'prompt' or 'messages'."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Workload seed.")] = 0,
-    concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
-    rate: Annotated[float | None, typer.Option(help="Arrivals per second instead.")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Workload seed.")] = 0,
+    concurrency: Annotated[
+        int | None, typer.Option(metavar="N", help="Requests in flight.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(metavar="RATE", help="Arrivals per second instead.")
+    ] = None,
     poisson: Annotated[
         bool, typer.Option("--poisson/--uniform", help="Arrival process for --rate.")
     ] = True,
-    requests: Annotated[int, typer.Option(help="Requests per load level.")] = 100,
-    duration: Annotated[float | None, typer.Option(help="Stop a level after seconds.")] = None,
+    requests: Annotated[int, count_option("Requests per load level (100, 1k).")] = 100,
+    duration: Annotated[
+        float | None, duration_option("Stop a level after this long (90s, 5m; bare: seconds).")
+    ] = None,
     max_error_rate: Annotated[
-        float, typer.Option(help="Stop a level when errors pass this share.")
+        float, typer.Option(metavar="SHARE", help="Stop a level when errors pass this share.")
     ] = 0.5,
     sweep: Annotated[
-        str | None, typer.Option(help="concurrency (1, 2, 4, ... to saturation) or rate.")
+        str | None,
+        typer.Option(
+            metavar="concurrency|rate", help="concurrency (1, 2, 4, ... to saturation) or rate."
+        ),
     ] = None,
-    max_concurrency: Annotated[int, typer.Option(help="Sweep ceiling.")] = 64,
-    rate_steps: Annotated[int, typer.Option(help="Rates between sync and saturated.")] = 4,
+    max_concurrency: Annotated[int, typer.Option(metavar="N", help="Sweep ceiling.")] = 64,
+    rate_steps: Annotated[
+        int, typer.Option(metavar="N", help="Rates between sync and saturated.")
+    ] = 4,
     force_length: Annotated[
         bool, typer.Option(help="Send ignore_eos/min_tokens so outputs have the set length.")
     ] = True,
-    slo_ttft: Annotated[float | None, typer.Option(help="Goodput SLO: TTFT seconds.")] = None,
-    slo_tpot: Annotated[float | None, typer.Option(help="Goodput SLO: TPOT seconds.")] = None,
+    slo_ttft: Annotated[
+        float | None, duration_option("Goodput SLO: TTFT (500ms, 2s; bare: seconds).")
+    ] = None,
+    slo_tpot: Annotated[
+        float | None, duration_option("Goodput SLO: TPOT (50ms; bare: seconds).")
+    ] = None,
     slo_latency: Annotated[
-        float | None, typer.Option(help="Goodput SLO: end-to-end seconds.")
+        float | None, duration_option("Goodput SLO: end to end (10s; bare: seconds).")
     ] = None,
     plan_file: Annotated[
-        Path | None, typer.Option("--plan", help="Cost from this plan's recommendation.")
+        Path | None,
+        typer.Option("--plan", metavar="FILE", help="Cost from this plan's recommendation."),
     ] = None,
-    gpu: Annotated[str | None, typer.Option(help="Cost: GPU type (catalog id).")] = None,
-    gpu_count: Annotated[int, typer.Option(help="Cost: GPUs.")] = 1,
-    price: Annotated[float | None, typer.Option(help="Cost: USD per GPU-hour.")] = None,
+    gpu: Annotated[
+        str | None, typer.Option(metavar="GPU", help="Cost: GPU type (catalog id).")
+    ] = None,
+    gpu_count: Annotated[int, typer.Option(metavar="N", help="Cost: GPUs.")] = 1,
+    price: Annotated[
+        float | None, typer.Option(metavar="USD", help="Cost: USD per GPU-hour.")
+    ] = None,
     spot: Annotated[bool, typer.Option(help="Cost: spot price when listed.")] = False,
-    provider: Annotated[str | None, typer.Option(help="Cost: this provider's price.")] = None,
+    provider: Annotated[
+        str | None, typer.Option(metavar="PROVIDER", help="Cost: this provider's price.")
+    ] = None,
     catalog_model: Annotated[
-        str | None, typer.Option(help="Catalog model id (hosted comparison, calibration).")
+        str | None,
+        typer.Option(metavar="MODEL", help="Catalog model id (hosted comparison, calibration)."),
     ] = None,
     engine: Annotated[
-        str | None, typer.Option(help="Engine behind the URL (for calibration).")
+        str | None, typer.Option(metavar="ENGINE", help="Engine behind the URL (for calibration).")
     ] = None,
     quant: Annotated[
-        str | None, typer.Option(help="Weight format served (for calibration).")
+        str | None, typer.Option(metavar="FORMAT", help="Weight format served (for calibration).")
     ] = None,
-    utilization: Annotated[float, typer.Option(help="Cost: busy share (0-1).")] = 0.5,
-    out: Annotated[Path | None, typer.Option(help="Write JSON, Markdown and charts here.")] = None,
-    timeout: Annotated[float, typer.Option(help="Per-request timeout, seconds.")] = 600.0,
+    utilization: Annotated[
+        float, typer.Option(metavar="SHARE", help="Cost: busy share (0-1).")
+    ] = 0.5,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write JSON, Markdown and charts here.")
+    ] = None,
+    timeout: Annotated[
+        float, duration_option("Per-request timeout (30s, 10m; bare: seconds).")
+    ] = 600.0,
 ) -> None:
     """Load-test an OpenAI-compatible endpoint: TTFT, TPOT, ITL, latency, throughput, goodput,
     errors, and the cost per million tokens on given hardware."""

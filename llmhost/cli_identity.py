@@ -16,12 +16,14 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from llmhost.cli import ConfigOption, StoreOption, _moment, _store, fail
+from llmhost.cli import ConfigOption, SinceOption, StoreOption, _moment, _store, fail
+from llmhost.cli_params import JsonOption, OutputOption, Typer, emit, output_format
 from llmhost.errors import LlmhostError, UsageError
 from llmhost.gateway.errors import Refusal
 from llmhost.gateway.store import SqlStore
+from llmhost.gateway.store.records import AdminRecord
 
-admins_app = typer.Typer(
+admins_app = Typer(
     help="Admin principals: keys for the /admin/ API, by role.", no_args_is_help=True
 )
 KINDS = (
@@ -59,8 +61,12 @@ def record_cli(
 
 @admins_app.command("create")
 def admins_create(
-    role: Annotated[str, typer.Option("--role", help="operator, auditor or viewer.")],
-    name: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
+    role: Annotated[
+        str, typer.Option("--role", metavar="ROLE", help="operator, auditor or viewer.")
+    ],
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Who or what the key is for.")
+    ] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -79,12 +85,24 @@ def admins_create(
 
 
 @admins_app.command("list")
-def admins_list(config: ConfigOption = None, store: StoreOption = None) -> None:
+def admins_list(
+    output: OutputOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
     """List admin keys by prefix and role (never a secret)."""
     try:
+        shape = output_format(output, as_json)
         records = _store(config, store).admins()
     except LlmhostError as exc:
         raise fail(exc) from None
+    if shape != "table":
+        emit([_admin_data(r) for r in records], shape)
+        return
+    if not records:
+        typer.echo("no admin keys")
+        return
     typer.echo(f"{'PREFIX':16}  {'ROLE':9}  {'STATE':8}  NAME")
     for r in records:
         state = "revoked" if r.revoked_at else "active"
@@ -93,7 +111,9 @@ def admins_list(config: ConfigOption = None, store: StoreOption = None) -> None:
 
 @admins_app.command("revoke")
 def admins_revoke(
-    prefix: Annotated[str, typer.Argument(help="The admin key's prefix (llma-xxxxxxxxxx).")],
+    prefix: Annotated[
+        str, typer.Argument(metavar="PREFIX", help="The admin key's prefix (llma-xxxxxxxxxx).")
+    ],
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -109,11 +129,14 @@ def admins_revoke(
 
 
 def audit_command(
-    since: Annotated[
-        str | None, typer.Option(help="From a date (2026-11-01) or a span back (7d).")
+    since: SinceOption = None,
+    tenant: Annotated[
+        str | None, typer.Option(metavar="TENANT", help="Only this tenant (or admin target).")
     ] = None,
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant (or admin target).")] = None,
-    kind: Annotated[str | None, typer.Option(help=f"One kind: {', '.join(KINDS)}.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(metavar="KIND", help=f"One kind: {', '.join(KINDS)}.")
+    ] = None,
+    output: OutputOption = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV.")] = False,
     config: ConfigOption = None,
@@ -122,14 +145,16 @@ def audit_command(
     """Read both audit trails, requests and admin actions, oldest first."""
     if kind is not None and kind not in KINDS:
         raise fail(UsageError(f"--kind '{kind}': use one of {', '.join(KINDS)}"))
-    if jsonl and as_csv:
-        raise fail(UsageError("--jsonl and --csv: choose one"))
+    if sum((jsonl, as_csv, output is not None)) > 1:
+        raise fail(UsageError("-o, --jsonl and --csv: choose one"))
     try:
         start = _moment(since, "--since", future=False) if since else 0.0
         rows = trail_rows(_store(config, store), start, tenant, kind)
     except LlmhostError as exc:
         raise fail(exc) from None
-    if jsonl:
+    if output in ("json", "yaml"):
+        emit(rows, output)
+    elif jsonl:
         for row in rows:
             typer.echo(orjson.dumps(row).decode())
     elif as_csv:
@@ -148,6 +173,15 @@ def audit_command(
                 f"{flat['time']:25}  {flat['trail']:7}  {flat['who'][:22]:22}  "
                 f"{flat['what']:15}  {flat['target'][:18]:18}  {flat['detail']}"
             )
+
+
+def _admin_data(record: AdminRecord) -> dict[str, Any]:
+    """An admin key as plain data, times in ISO 8601 (never the secret or hash)."""
+    data: dict[str, Any] = record.to_dict()
+    for field in ("created_at", "revoked_at"):
+        if isinstance(data.get(field), float):
+            data[field] = datetime.fromtimestamp(data[field], UTC).isoformat(timespec="seconds")
+    return data
 
 
 def trail_rows(

@@ -42,8 +42,8 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def checks(config: Config) -> list[Check]:
-    """Every check, in order."""
+def checks(config: Config, kubeconfig: Path | None = None) -> list[Check]:
+    """Every check, in order (`kubeconfig`: the file to look for instead of kubectl's)."""
     from llmhost.engines.build import server_path
 
     found = [
@@ -98,7 +98,8 @@ def checks(config: Config) -> list[Check]:
                 f"start {label}, or fix server.{'redis_url' if label == 'redis' else 'store_url'}",
             )
         )
-    kubeconfig = Path(os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config")))
+    if kubeconfig is None:
+        kubeconfig = Path(os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config")))
     found.append(
         Check(
             "kubeconfig",

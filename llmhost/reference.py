@@ -15,6 +15,19 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 GENERATED = "Generated from the code by `python -m llmhost.reference`; do not edit by hand."
+CONVENTIONS = [
+    "Conventions shared by every command:",
+    "",
+    "- A usage mistake (a typo, a bad value, a missing file, an unreachable URL or cluster) is",
+    "  one line on stderr, `error: ...`, and exit status 2; `-h` is `--help`.",
+    "- `COUNT` takes an SI suffix: `300k`, `1.5k`, `50M`, `1.2B` (or `G`), `2T` (k is 1000, so",
+    "  `32k` context tokens is 32000). `DURATION` takes `ms`, `s`, `m`, `h`, `d` or `w`: `500ms`,",
+    "  `2s`, `5m`, `1h`, `90d`; a bare number is in the option's unit (seconds unless it says).",
+    "- Commands that print data take `-o table|json|yaml` (`--output`; table by default);",
+    "  `--json` is the same as `-o json`. JSON and YAML hold the same data.",
+    "- `-n` is `--namespace`; the commands that talk to a cluster take `--kubeconfig FILE` and",
+    "  `--context NAME` (default: `$KUBECONFIG`, else `~/.kube/config`, and its current context).",
+]
 
 
 def cli_markdown() -> str:
@@ -24,7 +37,7 @@ def cli_markdown() -> str:
     from llmhost.cli import app
 
     root = typer.main.get_command(app)
-    lines = ["# CLI reference", "", GENERATED, ""]
+    lines = ["# CLI reference", "", GENERATED, "", *CONVENTIONS, ""]
     lines += _command(root, "llmhost", 2)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -53,13 +66,18 @@ def _command(command: Any, path: str, depth: int) -> list[str]:
 
 
 def _param(param: Any) -> str:
-    if hasattr(param, "opts") and getattr(param, "param_type_name", "") == "option":
+    """One table row: the names, the metavar `--help` shows (see llmhost.cli_params), the
+    default and the help."""
+    from llmhost.cli_params import readable_metavar
+
+    metavar = readable_metavar(param)
+    if getattr(param, "param_type_name", "") == "option":
         names = ", ".join(f"`{n}`" for n in [*param.opts, *param.secondary_opts])
-        meaning = _clean(param.help or "")
+        kind = "flag" if param.is_flag else f"`{metavar}`"
     else:
-        names = f"`{(param.name or '').upper()}`"
-        meaning = _clean(getattr(param, "help", "") or "")
-    kind = "flag" if getattr(param, "is_flag", False) else str(param.bare_type())
+        names = f"`{metavar}{'...' if param.nargs != 1 else ''}`"
+        kind = "argument"
+    meaning = _clean(getattr(param, "help", "") or "")
     default = param.default
     shown = "-" if default in (None, (), [], False) or callable(default) else f"`{default}`"
     if param.required:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 
@@ -16,6 +17,14 @@ from llmhost.errors import LlmhostError
 
 class KubernetesError(LlmhostError):
     """The Kubernetes API refused or failed a call."""
+
+
+class KubernetesUnreachable(KubernetesError):
+    """No answer from the API server at all (refused, unknown host, timed out, bad TLS)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
 
 
 def api_client(namespace: str | None, server: str | None = None, token: str = "") -> AsyncClient:
@@ -51,5 +60,7 @@ async def api_call(call: Any, where: str) -> Any:
     except ApiError as exc:
         status = exc.status
         raise KubernetesError(f"{where}: {status.code} {status.reason}: {status.message}") from None
+    except httpx2.TransportError as exc:
+        raise KubernetesUnreachable(where, str(exc) or type(exc).__name__) from None
     except Exception as exc:  # transport errors, or a non-JSON error body
         raise KubernetesError(f"{where}: {exc}") from None

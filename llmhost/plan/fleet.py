@@ -122,9 +122,13 @@ class FleetPlan:
     tiers: dict[str, list[str]] = field(default_factory=dict)
     schema_version: int = FLEET_SCHEMA_VERSION
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (each member's plan in full)."""
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
-        """The fleet plan as indented JSON (each member's plan in full)."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        """The fleet plan as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
 
 
 def _bill_total(plan: Plan) -> float | None:

@@ -5,25 +5,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
 
-def kubeconfig_for(url: str, folder: Path) -> Path:
-    """A kubeconfig under `folder` whose only context is the API server at `url`."""
+def kubeconfig_for(
+    url: str,
+    folder: Path,
+    others: Mapping[str, str] | None = None,
+    current: str = "stand-in",
+) -> Path:
+    """A kubeconfig under `folder` whose context `stand-in` is the API server at `url`; `others`
+    adds contexts by name -> server URL, and `current` names the current context."""
+    servers = {"stand-in": url, **(others or {})}
     path = folder / "kubeconfig"
     path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "current-context": "stand-in",
-                "clusters": [{"name": "stand-in", "cluster": {"server": url}}],
+                "current-context": current,
+                "clusters": [{"name": n, "cluster": {"server": s}} for n, s in servers.items()],
                 "users": [{"name": "me", "user": {"token": "t"}}],
-                "contexts": [
-                    {"name": "stand-in", "context": {"cluster": "stand-in", "user": "me"}}
-                ],
+                "contexts": [{"name": n, "context": {"cluster": n, "user": "me"}} for n in servers],
             }
         )
     )

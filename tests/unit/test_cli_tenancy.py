@@ -46,8 +46,11 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
     assert [r["tenant"] for r in rows] == ["acme", "acme"]
     assert rows[0]["models"] == ["a", "b"] and rows[0]["monthly_tokens"] == 5000
     assert secret not in listed and "hash" not in listed
-    code, shown, _ = invoke(store, "keys", "show", prefix)
+    code, shown, _ = invoke(store, "keys", "show", prefix, "-o", "json")
     assert code == 0 and json.loads(shown)["rpm"] == 10
+    assert json.loads(shown)["expires_at"].endswith("+00:00")  # ISO 8601, not epoch seconds
+    code, table, _ = invoke(store, "keys", "show", prefix)
+    assert code == 0 and f"prefix:         {prefix}" in table and "rpm:            10" in table
     assert invoke(store, "keys", "revoke", prefix)[0] == 0
     code, _, err = invoke(store, "keys", "revoke", prefix)
     assert code == 2 and "no active key" in err
