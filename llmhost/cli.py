@@ -365,19 +365,23 @@ def plan(
         print_plan(result, console if console.is_terminal else Console(width=160))
 
 
-def _calibration_table(rows: list[tuple[str, ...]], profile: EngineProfile,
-                       measured: Measurement, console: Console) -> None:  # fmt: skip
+def _calibration_table(
+    rows: list[tuple[str, ...]], profile: EngineProfile, measured: Measurement, console: Console
+) -> None:
     """Prediction before and after calibration, next to the measurement."""
     from rich.table import Table
 
     title = f"{measured.engine} on {measured.gpu}, fitted to {measured.source}"
-    table = Table("figure", "predicted", "calibrated", "measured", "calibrated / measured",
-                  title=title)  # fmt: skip
+    table = Table(
+        "figure", "predicted", "calibrated", "measured", "calibrated / measured", title=title
+    )
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"fitted: bandwidth_efficiency {profile.bandwidth_efficiency:.3f}, "
-                  f"compute_efficiency {profile.compute_efficiency:.3f}")  # fmt: skip
+    console.print(
+        f"fitted: bandwidth_efficiency {profile.bandwidth_efficiency:.3f}, "
+        f"compute_efficiency {profile.compute_efficiency:.3f}"
+    )
     if measured.busy_concurrency and profile.id == "vllm":
         console.print(
             f"fitted: step_overhead_per_seq_us {profile.step_overhead_per_seq_us:.1f} "
@@ -589,9 +593,16 @@ def keys_create(
         allowed = [m.strip() for m in models.split(",") if m.strip()] if models else None
         _warn_unserved(allowed, config)
         secret, record = create_key(
-            db, tenant, name=name, rpm=rpm, tpm=tpm, max_concurrent=max_concurrent,
-            monthly_tokens=monthly_tokens, models=allowed, expires_at=expires_at,
-        )  # fmt: skip
+            db,
+            tenant,
+            name=name,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrent=max_concurrent,
+            monthly_tokens=monthly_tokens,
+            models=allowed,
+            expires_at=expires_at,
+        )
         record_cli(db, "key_created", record.prefix, None, record.to_dict())
     except LlmhostError as exc:
         raise fail(exc) from None
@@ -628,8 +639,12 @@ def keys_list(
     typer.echo(f"{'PREFIX':15}  {'TENANT':20} {'STATE':8} MODELS  LIMITS")
     for r in records:
         state = "revoked" if r.revoked_at else "active"
-        pairs = (("rpm", r.rpm), ("tpm", r.tpm), ("concurrent", r.max_concurrent),
-                 ("monthly", r.monthly_tokens))  # fmt: skip
+        pairs = (
+            ("rpm", r.rpm),
+            ("tpm", r.tpm),
+            ("concurrent", r.max_concurrent),
+            ("monthly", r.monthly_tokens),
+        )
         limits = " ".join(f"{k}={v}" for k, v in pairs if v)
         models = ",".join(r.models) if r.models else "all models"
         typer.echo(f"{r.prefix}  {r.tenant:20} {state:8} {models}  {limits or '-'}")
@@ -931,21 +946,36 @@ def render(
         if on_demand_base < 0:
             raise UsageError("--on-demand-base must be 0 or more")
         options = RenderOptions(
-            namespace=namespace, provider=provider, engine=engine, weights=weights,
-            gateway_replicas=gateway_replicas, scaler=scaler,  # type: ignore[arg-type]
-            scale_to_zero=scale_to_zero, redis_url=redis_url, storage_class=storage_class,
-            ingress_host=ingress_host, ingress_class=ingress_class,
-            cluster_issuer=cluster_issuer, tls=tls,
-            min_replicas=min_replicas, max_replicas=max_replicas, production=production,
-            on_demand_base=on_demand_base, drain_s=drain,
+            namespace=namespace,
+            provider=provider,
+            engine=engine,
+            weights=weights,
+            gateway_replicas=gateway_replicas,
+            scaler=scaler,  # type: ignore[arg-type]
+            scale_to_zero=scale_to_zero,
+            redis_url=redis_url,
+            storage_class=storage_class,
+            ingress_host=ingress_host,
+            ingress_class=ingress_class,
+            cluster_issuer=cluster_issuer,
+            tls=tls,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            production=production,
+            on_demand_base=on_demand_base,
+            drain_s=drain,
             node_labels=tuple(_pairs(node_label, "--node-label")),
             spot_labels=tuple(_pairs(spot_label, "--spot-label")),
             spot_tolerations=tuple(_tolerations(spot_toleration)),
-            monitoring=monitoring, gpu_monitoring=gpu_monitoring,
+            monitoring=monitoring,
+            gpu_monitoring=gpu_monitoring,
             dcgm_monitor=dcgm_monitor,  # type: ignore[arg-type]
-            dcgm_namespace=dcgm_namespace, network_policies=network_policies,
-            gateway_api=gateway_api, gateway_name=gateway_name, console=console,
-        )  # fmt: skip
+            dcgm_namespace=dcgm_namespace,
+            network_policies=network_policies,
+            gateway_api=gateway_api,
+            gateway_name=gateway_name,
+            console=console,
+        )
         if gateway_image:
             options = dataclasses.replace(options, gateway_image=gateway_image)
         loaded, tiers = _fleet_plans(plans)
@@ -1532,8 +1562,9 @@ def _bench_hardware(
         if price is not None:
             raise UsageError("--price needs --gpu (what the price is for)")
         return None
-    return hardware_from_catalog(load_catalog(), gpu, count, spot, provider, price, model,
-                                 engine, quant)  # fmt: skip
+    return hardware_from_catalog(
+        load_catalog(), gpu, count, spot, provider, price, model, engine, quant
+    )
 
 
 def _is_fleet(source: str) -> bool:
@@ -1586,12 +1617,17 @@ def _plan_from(
         except OSError as exc:
             raise UsageError(f"cannot read plan {source}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{source} is not a plan written by `llmhost plan --json`: "
-                             f"{exc}") from None  # fmt: skip
+            raise UsageError(
+                f"{source} is not a plan written by `llmhost plan --json`: {exc}"
+            ) from None
     return plan_for(
-        source, gpus=[gpu] if gpu else None, quantizations=[quant] if quant else None,
-        gpu_count=gpu_count, context=context, spot=spot,
-    )  # fmt: skip
+        source,
+        gpus=[gpu] if gpu else None,
+        quantizations=[quant] if quant else None,
+        gpu_count=gpu_count,
+        context=context,
+        spot=spot,
+    )
 
 
 from llmhost.cli_identity import admins_app, audit_command, record_cli  # noqa: E402

@@ -55,17 +55,32 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the derived figures."""
-        return {"start": self.start, "end": self.end, "status": self.status, "error": self.error,
-                "prompt_tokens": self.prompt_tokens, "output_tokens": self.output_tokens,
-                "ttft": self.ttft, "tpot": self.tpot, "latency": self.latency,
-                "detail": self.detail, "chunks": self.chunks}  # fmt: skip
+        return {
+            "start": self.start,
+            "end": self.end,
+            "status": self.status,
+            "error": self.error,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "ttft": self.ttft,
+            "tpot": self.tpot,
+            "latency": self.latency,
+            "detail": self.detail,
+            "chunks": self.chunks,
+        }
 
 
 class Endpoint:
     """An OpenAI-compatible server: base URL (…/v1), model, key; one connection pool."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None,
-                 force_length: bool = True, timeout_s: float = 600.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        force_length: bool = True,
+        timeout_s: float = 600.0,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.force_length = force_length
@@ -90,10 +105,14 @@ class Endpoint:
     def body(self, request: Request) -> bytes:
         """The request body: streamed, usage included, length forced where supported."""
         payload: dict[str, Any] = {
-            "model": self.model, "messages": request.messages, "max_tokens": request.max_tokens,
-            "stream": True, "stream_options": {"include_usage": True}, "temperature": 0,
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": 0,
             **request.extra,
-        }  # fmt: skip
+        }
         if self.force_length:
             payload["ignore_eos"] = True  # vLLM and llama.cpp; others ignore unknown fields
             payload["min_tokens"] = request.max_tokens  # vLLM
@@ -104,8 +123,9 @@ class Endpoint:
         assert self._session is not None, "use `async with Endpoint(...)`"
         record = Record(start=time.perf_counter() - clock)
         try:
-            async with self._session.post(self.url, data=self.body(request),
-                                          headers=self.headers) as resp:  # fmt: skip
+            async with self._session.post(
+                self.url, data=self.body(request), headers=self.headers
+            ) as resp:
                 record.status = resp.status
                 if resp.status >= 400:
                     record.error = f"http_{resp.status // 100}xx"
@@ -123,8 +143,9 @@ class Endpoint:
             record.error = "empty"
         return record
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, record: Record,
-                           clock: float) -> None:  # fmt: skip
+    async def _read_stream(
+        self, resp: aiohttp.ClientResponse, record: Record, clock: float
+    ) -> None:
         done = False
         async for raw in resp.content:  # read to the end, so the connection can be reused
             line = raw.strip()

@@ -56,8 +56,12 @@ class Run:
     stopped_by: str  # requests, duration, errors
 
 
-async def run_load(endpoint: Endpoint, requests: list[Request], load: Load,
-                   progress: Callable[[Record], None] = lambda r: None) -> Run:  # fmt: skip
+async def run_load(
+    endpoint: Endpoint,
+    requests: list[Request],
+    load: Load,
+    progress: Callable[[Record], None] = lambda r: None,
+) -> Run:
     """Offer `requests` (cycled) at `load`; every request is streamed."""
     clock = time.perf_counter()
     deadline = clock + load.duration_s if load.duration_s else None

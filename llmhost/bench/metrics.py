@@ -36,10 +36,14 @@ class Slo:
         """Whether `record` succeeded within every objective."""
         if not record.ok:
             return False
-        checks = ((self.ttft_s, record.ttft), (self.tpot_s, record.tpot),
-                  (self.latency_s, record.latency))  # fmt: skip
-        return all(limit is None or (value is not None and value <= limit)
-                   for limit, value in checks)  # fmt: skip
+        checks = (
+            (self.ttft_s, record.ttft),
+            (self.tpot_s, record.tpot),
+            (self.latency_s, record.latency),
+        )
+        return all(
+            limit is None or (value is not None and value <= limit) for limit, value in checks
+        )
 
 
 def percentile(values: Sequence[float], p: float) -> float:

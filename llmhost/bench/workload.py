@@ -17,15 +17,79 @@ from typing import Any
 from llmhost.errors import UsageError
 
 WORDS = (
-    "time", "year", "people", "way", "day", "man", "thing", "woman", "life", "child", "world",
-    "school", "state", "family", "student", "group", "country", "problem", "hand", "part",
-    "place", "case", "week", "company", "system", "program", "question", "work", "government",
-    "number", "night", "point", "home", "water", "room", "mother", "area", "money", "story",
-    "fact", "month", "lot", "right", "study", "book", "eye", "job", "word", "business",
-    "issue", "side", "kind", "head", "house", "service", "friend", "father", "power", "hour",
-    "game", "line", "end", "member", "law", "car", "city", "community", "name", "president",
-    "team", "minute", "idea",
-)  # fmt: skip
+    "time",
+    "year",
+    "people",
+    "way",
+    "day",
+    "man",
+    "thing",
+    "woman",
+    "life",
+    "child",
+    "world",
+    "school",
+    "state",
+    "family",
+    "student",
+    "group",
+    "country",
+    "problem",
+    "hand",
+    "part",
+    "place",
+    "case",
+    "week",
+    "company",
+    "system",
+    "program",
+    "question",
+    "work",
+    "government",
+    "number",
+    "night",
+    "point",
+    "home",
+    "water",
+    "room",
+    "mother",
+    "area",
+    "money",
+    "story",
+    "fact",
+    "month",
+    "lot",
+    "right",
+    "study",
+    "book",
+    "eye",
+    "job",
+    "word",
+    "business",
+    "issue",
+    "side",
+    "kind",
+    "head",
+    "house",
+    "service",
+    "friend",
+    "father",
+    "power",
+    "hour",
+    "game",
+    "line",
+    "end",
+    "member",
+    "law",
+    "car",
+    "city",
+    "community",
+    "name",
+    "president",
+    "team",
+    "minute",
+    "idea",
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +124,9 @@ class Workload:
 
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "distribution", "prefix", "file"):
-            raise UsageError(f"unknown workload '{self.kind}'; use fixed, distribution, prefix "
-                             "or file")  # fmt: skip
+            raise UsageError(
+                f"unknown workload '{self.kind}'; use fixed, distribution, prefix or file"
+            )
         if self.kind == "file" and self.file is None:
             raise UsageError("the file workload needs --prompts-file FILE.jsonl")
         for name in ("prompt_tokens", "output_tokens", "prefixes", "prefix_tokens"):
@@ -89,10 +154,17 @@ class Workload:
             return _from_file(self.file, count, self.output_tokens)  # type: ignore[arg-type]
         if self.kind == "prefix":
             systems = [words(self.prefix_tokens, rng) for _ in range(self.prefixes)]
-            return [Request([{"role": "system", "content": rng.choice(systems)},
-                             {"role": "user", "content": words(self.prompt_tokens, rng)}],
-                            self.output_tokens, self.prefix_tokens + self.prompt_tokens)
-                    for _ in range(count)]  # fmt: skip
+            return [
+                Request(
+                    [
+                        {"role": "system", "content": rng.choice(systems)},
+                        {"role": "user", "content": words(self.prompt_tokens, rng)},
+                    ],
+                    self.output_tokens,
+                    self.prefix_tokens + self.prompt_tokens,
+                )
+                for _ in range(count)
+            ]
         out = []
         for _ in range(count):
             prompt = self._draw(rng, self.prompt_tokens, self.prompt_spread)
