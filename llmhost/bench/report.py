@@ -55,31 +55,30 @@ COLUMNS = (
 )
 
 
+def summary_cells(load: str, s: dict[str, Any]) -> list[str]:
+    """One level's summary as the cells under COLUMNS (the terminal, report.md, the console)."""
+    errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+    return [
+        load,
+        str(s["succeeded"]),
+        errors,
+        f"{s['request_throughput']:.2f}",
+        f"{s['output_token_throughput']:.1f}",
+        f"{s['total_token_throughput']:.1f}",
+        f"{s['goodput']:.2f}",
+        _ms(s["ttft_s"], "median"),
+        _ms(s["ttft_s"], "p99"),
+        _ms(s["tpot_s"], "median"),
+        _ms(s["tpot_s"], "p99"),
+        _ms(s["itl_s"], "median"),
+        _ms(s["latency_s"], "median"),
+        _ms(s["latency_s"], "p99"),
+    ]
+
+
 def rows(levels: list[Level]) -> list[list[str]]:
     """One table row per load level."""
-    out = []
-    for level in levels:
-        s = level.summary
-        errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
-        out.append(
-            [
-                level.run.load.label,
-                str(s["succeeded"]),
-                errors,
-                f"{s['request_throughput']:.2f}",
-                f"{s['output_token_throughput']:.1f}",
-                f"{s['total_token_throughput']:.1f}",
-                f"{s['goodput']:.2f}",
-                _ms(s["ttft_s"], "median"),
-                _ms(s["ttft_s"], "p99"),
-                _ms(s["tpot_s"], "median"),
-                _ms(s["tpot_s"], "p99"),
-                _ms(s["itl_s"], "median"),
-                _ms(s["latency_s"], "median"),
-                _ms(s["latency_s"], "p99"),
-            ]
-        )
-    return out
+    return [summary_cells(level.run.load.label, level.summary) for level in levels]
 
 
 def throughput_table(levels: list[Level]) -> Table:

@@ -245,7 +245,7 @@ class BenchView:
 
 def bench(data: Any, source: str) -> BenchView:
     """The bench view of a results document, or a UsageError saying why it is not one."""
-    from llmhost.bench.report import COLUMNS
+    from llmhost.bench.report import COLUMNS, summary_cells
 
     if not isinstance(data, dict) or not isinstance(data.get("levels"), list):
         raise UsageError(f"{source} is neither a plan nor a `llmhost bench --out` results.json")
@@ -255,25 +255,7 @@ def bench(data: Any, source: str) -> BenchView:
     try:
         for level in data["levels"]:
             s = level["summary"]
-            errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
-            rows.append(
-                [
-                    str(level["load"]),
-                    str(s["succeeded"]),
-                    errors,
-                    f"{s['request_throughput']:.2f}",
-                    f"{s['output_token_throughput']:.1f}",
-                    f"{s['total_token_throughput']:.1f}",
-                    f"{s['goodput']:.2f}",
-                    _ms(s["ttft_s"], "median"),
-                    _ms(s["ttft_s"], "p99"),
-                    _ms(s["tpot_s"], "median"),
-                    _ms(s["tpot_s"], "p99"),
-                    _ms(s["itl_s"], "median"),
-                    _ms(s["latency_s"], "median"),
-                    _ms(s["latency_s"], "p99"),
-                ]
-            )
+            rows.append(summary_cells(str(level["load"]), s))
             ttft = s["ttft_s"] or {}
             levels.append(
                 {
@@ -296,7 +278,3 @@ def bench(data: Any, source: str) -> BenchView:
             lines = []
     title = f"{meta.get('model', 'a model')} at {meta.get('url', 'an endpoint')}"
     return BenchView(title, meta, COLUMNS, rows, levels, lines)
-
-
-def _ms(stats: dict[str, float] | None, key: str) -> str:
-    return f"{stats[key] * 1000:.1f}" if stats else "-"
