@@ -14,9 +14,10 @@ llmhost runs with API keys on (auth, rate and token limits and the audit log on 
 llmhost runs with request validation on (every body checked against the OpenAI schema) and
 the per-request access line off (`access_log: false`, as behind a load balancer that logs).
 Last line: one JSON object with llmhost_added_p50_ms, llmhost_added_p99_ms, litellm_added_p50_ms,
-litellm_added_p99_ms (all at 300 req/s), llmhost_added_ttft_ms, llmhost_max_rps, litellm_max_rps,
-and the target ratios llmhost_vs_floor_added_p50, llmhost_vs_floor_max_rps and
-llmhost_vs_litellm_max_rps.
+litellm_added_p99_ms (all at 300 req/s), llmhost_added_ttft_ms, floor_added_ttft_ms (the same
+streamed first chunk through the bare pass-through), llmhost_max_rps, litellm_max_rps, and the
+target ratios llmhost_vs_floor_added_p50, llmhost_vs_floor_max_rps and
+llmhost_vs_litellm_max_rps (with llmhost_vs_floor_added_ttft beside them).
 """
 
 from __future__ import annotations
@@ -294,10 +295,8 @@ async def measure(targets: dict[str, str], rates: list[float], seconds: float) -
             if not run.sustained and name != "direct" and rate >= 300:
                 live.discard(name)  # every target is measured at 300 req/s, the reference rate
     ttfc: dict[str, list[float]] = {}
-    for _ in range(2):  # interleaved rounds
+    for _ in range(4):  # interleaved rounds
         for name, base in targets.items():
-            if name == "floor":
-                continue
             ttfc.setdefault(name, []).extend(
                 await first_chunk_ms(base + "/v1/chat/completions", 50, 50)
             )
@@ -316,6 +315,9 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
         if mine is None or base is None or not mine.latencies_ms:
             return None
         return round(mine.pct(q) - base.pct(q), 3)
+
+    def added_ttfc(name: str) -> float:
+        return round(statistics.median(ttfc[name]) - statistics.median(ttfc["direct"]), 3)
 
     def max_rps(name: str) -> float:
         return max((r.rate for r in runs.get(name, []) if r.sustained), default=0.0)
@@ -337,9 +339,8 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
         "llmhost_added_p99_ms": added("llmhost", 99),
         "litellm_added_p50_ms": added("litellm", 50),
         "litellm_added_p99_ms": added("litellm", 99),
-        "llmhost_added_ttft_ms": round(
-            statistics.median(ttfc["llmhost"]) - statistics.median(ttfc["direct"]), 3
-        ),
+        "llmhost_added_ttft_ms": added_ttfc("llmhost"),
+        "floor_added_ttft_ms": added_ttfc("floor"),
         "llmhost_max_rps": max_rps("llmhost"),
         "litellm_max_rps": max_rps("litellm") if "litellm" in targets else None,
         "direct_max_rps": max_rps("direct"),
@@ -353,6 +354,9 @@ def report(measured: dict[str, object], targets: dict[str, str]) -> None:
     )
     summary["llmhost_vs_floor_max_rps"] = _ratio(
         summary["llmhost_max_rps"], summary["floor_max_rps"]
+    )
+    summary["llmhost_vs_floor_added_ttft"] = _ratio(
+        summary["llmhost_added_ttft_ms"], summary["floor_added_ttft_ms"]
     )
     summary["llmhost_vs_litellm_max_rps"] = _ratio(
         summary["llmhost_max_rps"], summary["litellm_max_rps"]
