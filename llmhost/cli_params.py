@@ -138,10 +138,25 @@ def duration_option(help: str, *decls: str, unit: str = "s", integer: bool = Fal
     return typer.Option(*decls, help=help, parser=Duration(unit, integer), metavar="DURATION")
 
 
+OUTPUTS: tuple[Output, ...] = ("table", "json", "yaml")
+
+
+def _output(value: str) -> Output:
+    """An `-o` value, or a one-line usage error naming the choices."""
+    for choice in OUTPUTS:
+        if value == choice:
+            return choice
+    raise typer.BadParameter(f"'{value}': choose table, json or yaml")
+
+
 OutputOption = Annotated[
     Output | None,
     typer.Option(
-        "--output", "-o", metavar="table|json|yaml", help="Output format (default: table)."
+        "--output",
+        "-o",
+        metavar="table|json|yaml",
+        parser=_output,
+        help="Output format (default: table).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="The same as -o json.")]

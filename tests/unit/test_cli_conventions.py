@@ -184,7 +184,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["plan", "llama-3.1-8b", "-o", "xml"], "'xml' is not one of"),
+        (["plan", "llama-3.1-8b", "-o", "xml"], "'xml': choose table, json or yaml"),
         (["plan", "llama-3.1-8b", "--json", "-o", "yaml"], "choose one"),
         (["plan", "llama-3.1-8b", "--ttft", "-1s"], "must not be negative"),
         (["plan", "llama-3.1-8b", "--context", "5 m"], "--context"),
@@ -197,7 +197,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         (["keys", "create", "--tenant", "a", "--rpm", "lots"], "--rpm"),
         (["keys", "create", "--tenant", "a", "--expires", "-5d"], "--expires"),
         (["usage", "--since", "5x"], "--since"),
-        (["catalog", "gpus", "-o", "csv"], "'csv' is not one of"),
+        (["catalog", "gpus", "-o", "csv"], "'csv': choose table, json or yaml"),
     ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
