@@ -163,15 +163,18 @@ def test_a_key_made_in_the_console_is_shown_once_works_and_is_revoked(
     assert not browser.find_elements(By.ID, "new-secret")
 
     browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Revoke {prefix}"]').click()
-    row = browser.find_element(By.CSS_SELECTOR, f'#keys tr[data-prefix="{prefix}"]')
-    assert row.find_element(By.CLASS_NAME, "state").text.startswith("revoked")
+    # The form posts and the page comes back: wait for the new page's row, not the old one's.
+    state = f'#keys tr[data-prefix="{prefix}"] .state'
+    wait_for(
+        browser, f"document.querySelector('{state}')?.textContent.trim().startsWith('revoked')"
+    )
     assert refused_within(gateway.url, secret, AUTH_CACHE_S + 5)
 
     browser.find_element(By.ID, "budget-tenant").send_keys("console-team")
     browser.find_element(By.ID, "budget-tokens").send_keys("5000")
     browser.find_element(By.CSS_SELECTOR, "#set-budget button").click()
-    budget = browser.find_element(By.CSS_SELECTOR, '#tenants tr[data-tenant="console-team"]')
-    assert "5,000" in budget.text
+    tenant = '#tenants tr[data-tenant="console-team"]'
+    wait_for(browser, f"document.querySelector('{tenant}')?.textContent.includes('5,000')")
 
     browser.get(gateway.url + "/ui/audit?trail=admin")
     assert_accessible(browser)
