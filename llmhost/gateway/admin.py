@@ -186,14 +186,17 @@ class AdminApi:
         )
 
     async def usage(self, request: web.Request, principal: AdminPrincipal) -> web.Response:
-        """GET /admin/usage[?tenant=T&since=UNIX_TIME]; viewers get totals per model only."""
+        """GET /admin/usage[?tenant=T&since=UNIX_TIME]: rows per tenant and model, and the
+        requests refused before naming a model; viewers get totals per model only."""
         tenant = _tenant(request)
         since = _since(request)
-        rows = await self._store(lambda: self.tenancy.store.usage(tenant, since))
-        data = [asdict(r) for r in rows]
+        every = await self._store(lambda: self.tenancy.store.usage(tenant, since))
+        # Requests refused before they named a model count apart, as `llmhost usage` shows them.
+        data = [asdict(r) for r in every if r.model]
+        unrouted = sum(r.requests for r in every if not r.model)
         if principal.role == "viewer":
             data = _totals(data)
-        return json_response({"data": data})
+        return json_response({"data": data, "unrouted_requests": unrouted})
 
     async def audit(self, request: web.Request, principal: AdminPrincipal) -> web.Response:
         """GET /admin/audit[?trail=request|admin&since=&tenant=&action=]: both trails."""

@@ -359,6 +359,7 @@ def test_admin_api_creates_lists_and_revokes_keys(
             )
             assert status == 201 and made["record"]["rpm"] == 5
             assert (await call(url, made["key"]))[0] == 200
+            assert (await call(url, made["key"], b"{not json"))[0] == 400  # names no model
             status, _, listed = await call(
                 url, "admin-secret-1234", path="/admin/keys", method="GET"
             )
@@ -372,7 +373,8 @@ def test_admin_api_creates_lists_and_revokes_keys(
             status, _, usage = await call(
                 url, "admin-secret-1234", path="/admin/usage?tenant=t", method="GET"
             )
-            assert status == 200 and usage["data"][0]["requests"] == 1
+            assert status == 200 and [row["requests"] for row in usage["data"]] == [1]
+            assert usage["data"][0]["model"] == "m" and usage["unrouted_requests"] == 1
             bad = await call(
                 url, "admin-secret-1234", {"tenant": "t", "rpm": 0}, path="/admin/keys"
             )
