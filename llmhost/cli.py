@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from llmhost.bench.cost import PricedHardware
     from llmhost.bench.runner import Level
     from llmhost.deploy.apply import Change, Rollout
+    from llmhost.deploy.check import Finding
     from llmhost.deploy.cluster import Cluster
+    from llmhost.doctor import Check
     from llmhost.gateway.store import KeyRecord, SqlStore
     from llmhost.plan import Plan
     from llmhost.plan.calibrate import Measurement
@@ -1080,7 +1083,7 @@ def apply(
     from llmhost.deploy.cluster import with_client
 
     if check:
-        _check_cluster(directory, kubeconfig, context)
+        _check_cluster(directory, kubeconfig, context, "table")
         return
 
     def report(change: Change) -> None:
@@ -1166,11 +1169,13 @@ def doctor(
     config: ConfigOption = None,
     kubeconfig: KubeconfigOption = None,
     context: KubeContextOption = None,
+    output: OutputOption = None,
 ) -> None:
     """Check what serving needs here (Python, compiler, cmake, the engine, the port, Redis and
     PostgreSQL, a kubeconfig); with --cluster, the Kubernetes prerequisites of a render."""
+    fmt = output_format(output, False)
     if cluster is not None:
-        _check_cluster(cluster, kubeconfig, context)
+        _check_cluster(cluster, kubeconfig, context, fmt)
         return
     from llmhost.config import load_config
     from llmhost.doctor import checks
@@ -1179,20 +1184,30 @@ def doctor(
         found = checks(load_config(config), kubeconfig)
     except LlmhostError as exc:
         raise fail(exc) from None
-    for item in found:
-        typer.echo(f"{'ok' if item.ok else 'MISSING':8} {item.what}: {item.detail}")
-        if not item.ok and item.fix:
-            typer.echo(f"{'':8} fix: {item.fix}")
+    _print_checks(found, fmt, "fix")
     if not all(item.ok for item in found if item.what != "kubeconfig"):
         raise typer.Exit(1)
 
 
-def _check_cluster(directory: Path, kubeconfig: Path | None, context: str | None) -> None:
+def _print_checks(items: Sequence[Check | Finding], fmt: Output, fix_label: str) -> None:
+    """Findings as `ok`/`MISSING` lines with what to do, or as JSON/YAML rows."""
+    if fmt != "table":
+        emit([dataclasses.asdict(item) for item in items], fmt)
+        return
+    for item in items:
+        typer.echo(f"{'ok' if item.ok else 'MISSING':8} {item.what}: {item.detail}")
+        if not item.ok and item.fix:
+            typer.echo(f"{'':8} {fix_label}: {item.fix}")
+
+
+def _check_cluster(
+    directory: Path, kubeconfig: Path | None, context: str | None, fmt: Output
+) -> None:
     """Print each prerequisite of a rendered directory; exit 1 when one is missing."""
     import asyncio
 
     from llmhost.deploy.apply import load_directory
-    from llmhost.deploy.check import Finding, check_cluster
+    from llmhost.deploy.check import check_cluster
     from llmhost.deploy.cluster import with_client
 
     try:
@@ -1204,10 +1219,7 @@ def _check_cluster(directory: Path, kubeconfig: Path | None, context: str | None
         findings = asyncio.run(with_client(_cluster(kubeconfig, context), run))
     except LlmhostError as exc:
         raise fail(exc) from None
-    for f in findings:
-        typer.echo(f"{'ok' if f.ok else 'MISSING'}  {f.what}: {f.detail}")
-        if not f.ok:
-            typer.echo(f"         install: {f.fix}")
+    _print_checks(findings, fmt, "install")
     missing = [f.what for f in findings if not f.ok]
     if missing:
         typer.echo(f"{len(missing)} prerequisite(s) missing: {', '.join(missing)}", err=True)

@@ -119,9 +119,9 @@ def test_check_passes_when_everything_is_there(
     write_kustomize(render([case.plan], case.options), tmp_path / "k8s")
     done = run_llmhost(["apply", str(tmp_path / "k8s"), "--check"], env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ok  API server: Kubernetes v1.31.2" in done.stdout
-    assert "ok  CRD leaderworkersets.leaderworkerset.x-k8s.io" in done.stdout
-    assert "ok  GPU nodes: 8 allocatable nvidia.com/gpu" in done.stdout
+    assert "ok       API server: Kubernetes v1.31.2" in done.stdout
+    assert "ok       CRD leaderworkersets.leaderworkerset.x-k8s.io" in done.stdout
+    assert "ok       GPU nodes: 8 allocatable nvidia.com/gpu" in done.stdout
     assert state.writes == 0  # a check writes nothing
 
 

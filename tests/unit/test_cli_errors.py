@@ -4,6 +4,7 @@ paths)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -143,3 +144,21 @@ def test_bench_out_over_a_file_is_refused_before_any_request(tmp_path: Path) -> 
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == f"error: --out {existing}: a file is there; give a directory"
     assert standin.requests == [] and existing.read_text() == "x"
+
+
+def test_doctor_prints_its_checks_as_json(tmp_path: Path, busy_port: int) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"server: {{port: {busy_port}}}\n"
+        "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "llmhost", "doctor", "--config", str(config), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    rows = {row["what"]: row for row in json.loads(done.stdout)}
+    assert done.returncode == 1  # the port is taken
+    assert rows["python"]["ok"] and not rows[f"port {busy_port}"]["ok"]
+    assert set(rows["python"]) == {"what", "ok", "detail", "fix"}
