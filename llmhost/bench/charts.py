@@ -133,12 +133,7 @@ def throughput_figure(levels: list[Level], ctx: ChartContext) -> Figure:
         ("total_token_throughput", "s--", "total tokens/s"),
     ):
         ax.plot(*_sorted(x, [float(lv.summary[key]) for lv in levels]), style, label=name)
-    _load_axis(ax, x, label, concurrency)
-    ax.set_ylabel("tokens/s")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    _missing_note(ax, levels)
+    _finish_load_axes(ax, levels, x, label, concurrency, "tokens/s")
     return fig
 
 
@@ -163,13 +158,25 @@ def percentiles_figure(levels: list[Level], ctx: ChartContext) -> Figure:
             ax.plot(*_sorted(x, ms), "o-", label=stat)
         if slo is not None:
             ax.axhline(1000 * slo, **SLO_STYLE, label=f"SLO {1000 * slo:g} ms")
-        _load_axis(ax, x, label, concurrency)
-        ax.set_ylabel("ms")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        _missing_note(ax, levels)
+        _finish_load_axes(ax, levels, x, label, concurrency, "ms")
     return fig
+
+
+def _finish_load_axes(
+    ax: Axes,
+    levels: list[Level],
+    x: list[float],
+    label: str,
+    concurrency: bool,
+    ylabel: str,
+) -> None:
+    """The load axis, a y axis from zero, grid, legend and the note of levels with no data."""
+    _load_axis(ax, x, label, concurrency)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _missing_note(ax, levels)
 
 
 def cdf_figure(levels: list[Level], ctx: ChartContext) -> Figure:

@@ -55,17 +55,28 @@ COLUMNS = (
 )
 
 
-def summary_cells(load: str, s: dict[str, Any]) -> list[str]:
-    """One level's summary as the cells under COLUMNS (the terminal, report.md, the console)."""
-    errors = ", ".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+def _errors(s: dict[str, Any], sep: str) -> str:
+    """Errors by kind (`timeout 2`), joined by `sep`; "0" when there were none."""
+    return sep.join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+
+
+def _rates(s: dict[str, Any]) -> list[str]:
+    """Request, output-token, total-token and goodput rates, as the tables show them."""
     return [
-        load,
-        str(s["succeeded"]),
-        errors,
         f"{s['request_throughput']:.2f}",
         f"{s['output_token_throughput']:.1f}",
         f"{s['total_token_throughput']:.1f}",
         f"{s['goodput']:.2f}",
+    ]
+
+
+def summary_cells(load: str, s: dict[str, Any]) -> list[str]:
+    """One level's summary as the cells under COLUMNS (the terminal, report.md, the console)."""
+    return [
+        load,
+        str(s["succeeded"]),
+        _errors(s, ", "),
+        *_rates(s),
         _ms(s["ttft_s"], "median"),
         _ms(s["ttft_s"], "p99"),
         _ms(s["tpot_s"], "median"),
@@ -91,15 +102,12 @@ def throughput_table(levels: list[Level]) -> Table:
         table.add_column(header, justify="right", no_wrap=True)
     for level in levels:
         s = level.summary
-        errors = "\n".join(f"{k} {v}" for k, v in s["errors"].items()) or "0"
+        errors = _errors(s, "\n")
         table.add_row(
             level.run.load.label,
             str(s["succeeded"]),
             errors,
-            f"{s['request_throughput']:.2f}",
-            f"{s['output_token_throughput']:.1f}",
-            f"{s['total_token_throughput']:.1f}",
-            f"{s['goodput']:.2f}",
+            *_rates(s),
             end_section="\n" in errors,  # a rule under a level whose errors take lines
         )
     return table

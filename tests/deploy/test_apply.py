@@ -10,7 +10,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from llmhost.deploy.catalog import DeployError
 from llmhost.deploy.kubernetes import render, write_kustomize
 from llmhost.gateway.kube_api import api_client
 from tests.deploy.cases import CASES
-from tests.support.harness import served_in_thread
 from tests.support.kube import kubeconfig_for
 
 NOT_FOUND = {
@@ -96,15 +94,6 @@ class ApiServer:
         if item["kind"] == "Job":
             item["status"] = {"succeeded": 1}
         return item
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[ApiServer, str]]:
-    server = ApiServer()
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", server.handle)
-    with served_in_thread(app) as url:
-        yield server, url
 
 
 def rendered(tmp_path: Path, **changes: Any) -> Path:

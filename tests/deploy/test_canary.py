@@ -19,14 +19,12 @@ from llmhost.deploy.canary import TRACK, canary_documents
 from llmhost.deploy.catalog import DeployError
 from llmhost.deploy.kubernetes import render, write_kustomize
 from llmhost.gateway.kube_api import api_client
-from tests.deploy import test_apply
 from tests.deploy.cases import CASES
 from tests.deploy.test_apply import ApiServer
 from tests.deploy.test_render import validate
 from tests.gateway.test_tenancy import call, keyed, new_key
 from tests.support.harness import gateway, model, standin
 
-api = test_apply.api  # the stand-in API server fixture
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 

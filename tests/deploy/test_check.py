@@ -15,7 +15,8 @@ from aiohttp import web
 from llmhost.deploy.kubernetes import render, write_kustomize
 from tests.deploy.cases import CASES
 from tests.support.harness import served_in_thread
-from tests.support.kube import kubeconfig_for, run_llmhost
+from tests.support.kube import kubeconfig_for
+from tests.support.processes import run_llmhost
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
 

@@ -5,26 +5,15 @@ unreachable URL). Against the stand-in API server of test_apply; never a cluster
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from tests.deploy.test_apply import ApiServer, rendered
-from tests.support.harness import served_in_thread
-from tests.support.kube import kubeconfig_for, run_llmhost
+from tests.support.kube import kubeconfig_for
+from tests.support.processes import run_llmhost
 
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
-
-
-@pytest.fixture
-def api() -> Iterator[tuple[ApiServer, str]]:
-    server = ApiServer()
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", server.handle)
-    with served_in_thread(app) as url:
-        yield server, url
 
 
 @pytest.fixture

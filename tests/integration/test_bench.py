@@ -163,6 +163,14 @@ def flaky() -> Iterator[str]:
         yield url
 
 
+def _bench_file(url: str, model: str, prompts: Path, *extra: str) -> list[str]:
+    """`llmhost bench` of `url` with the prompts in `prompts` as they are (no forced length)."""
+    return [
+        *(sys.executable, "-m", "llmhost", "bench", url, "--model", model),
+        *("--workload", "file", "--prompts-file", str(prompts), "--no-force-length", *extra),
+    ]
+
+
 def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.jsonl"
     rows = [
@@ -172,26 +180,9 @@ def test_failed_requests_are_counted_not_fatal(flaky: str, tmp_path: Path) -> No
     ]
     prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llmhost",
-            "bench",
-            flaky,
-            "--model",
-            "m",
-            "--workload",
-            "file",
-            "--prompts-file",
-            str(prompts),
-            "--requests",
-            "6",
-            "--concurrency",
-            "2",
-            "--no-force-length",
-            "--out",
-            str(tmp_path),
-        ],
+        _bench_file(
+            flaky, "m", prompts, "--requests", "6", "--concurrency", "2", "--out", str(tmp_path)
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -211,28 +202,13 @@ def test_ctrl_c_after_a_level_writes_the_finished_levels(flaky: str, tmp_path: P
     prompts.write_text(json.dumps(slow) + "\n")
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmhost",
-            "bench",
+        _bench_file(
             flaky,
-            "--model",
             "standin",
-            "--workload",
-            "file",
-            "--prompts-file",
-            str(prompts),
-            "--requests",
-            "3",
-            "--sweep",
-            "concurrency",
-            "--no-force-length",
-            "--slo-ttft",
-            "0.5",
-            "--out",
-            str(out),
-        ],
+            prompts,
+            *("--requests", "3", "--sweep", "concurrency", "--slo-ttft", "0.5"),
+            *("--out", str(out)),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,10 +1,8 @@
-"""Pointing the CLI at a stand-in Kubernetes API: a kubeconfig for its URL, and a way to run
-`llmhost` with it."""
+"""Pointing the CLI at a stand-in Kubernetes API: a kubeconfig for its URL (run `llmhost` with
+it through `tests.support.processes.run_llmhost`)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,14 +32,3 @@ def kubeconfig_for(
         )
     )
     return path
-
-
-def run_llmhost(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`llmhost ARGS` in a subprocess with `env` (one line on stderr for mistakes)."""
-    return subprocess.run(
-        [sys.executable, "-m", "llmhost", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )

@@ -1,8 +1,10 @@
-"""Finding and waiting on processes, for the no-orphans checks."""
+"""Running `llmhost` in a subprocess, and finding and waiting on processes (the no-orphans
+checks)."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -87,3 +89,16 @@ def wait_http(
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def run_llmhost(
+    args: list[str], env: dict[str, str] | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`llmhost ARGS` in a subprocess (with `env`, else this one's), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "llmhost", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout_s,
+    )

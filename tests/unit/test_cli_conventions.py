@@ -138,9 +138,23 @@ def _store_with_keys(tmp_path: Path) -> str:
     store = f"sqlite:///{tmp_path / 'k.db'}"
     result = runner.invoke(
         app,
-        ["keys", "create", "--tenant", "acme", "--rpm", "1.2k", "--monthly-tokens", "50M",
-         "--tpm", "100k", "--expires", "90d", "--store", store],
-    )  # fmt: skip
+        [
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--rpm",
+            "1.2k",
+            "--monthly-tokens",
+            "50M",
+            "--tpm",
+            "100k",
+            "--expires",
+            "90d",
+            "--store",
+            store,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return store
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import run_llmhost
 
 GOLDEN_PLAN = Path(__file__).resolve().parents[1] / "golden" / "plans" / "gemma-3-270m-cpu.json"
 
@@ -62,9 +62,7 @@ def test_a_mistake_is_one_line_and_exit_2(index: int, tmp_path: Path, busy_port:
         (tmp_path / "none.yaml").write_text(
             "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
         )
-    done = subprocess.run(
-        [sys.executable, "-m", "llmhost", *args], capture_output=True, text=True, timeout=120
-    )
+    done = run_llmhost(args)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, (name, done.returncode, done.stderr[-2000:])
     assert len(lines) == 1 and lines[0].startswith("error:"), (name, done.stderr[-2000:])
@@ -77,12 +75,7 @@ def test_doctor_names_what_is_missing_and_how_to_fix_it(tmp_path: Path, busy_por
         f"server: {{port: {busy_port}, redis_url: 'redis://127.0.0.1:9/0'}}\n"
         "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "llmhost", "doctor", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_llmhost(["doctor", "--config", str(config)])
     assert done.returncode == 1
     assert f"MISSING  port {busy_port}" in done.stdout and "pick another --port" not in done.stdout
     assert "MISSING  redis: 127.0.0.1:9" in done.stdout and "fix: start redis" in done.stdout
@@ -96,31 +89,11 @@ def test_bench_warns_of_an_unlisted_model_and_fails_when_nothing_succeeds(
     from tests.support.standin import StandIn
 
     with served_in_thread(StandIn().app()) as url:
-        done = subprocess.run(
-            [sys.executable, "-m", "llmhost", "bench", url, "--model", "nope", "--requests", "1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_llmhost(["bench", url, "--model", "nope", "--requests", "1"])
     assert done.returncode == 0  # the stand-in answers any name
     assert "lists no model 'nope'; it lists standin" in done.stderr
     with served_in_thread(StandIn(fail_status=500).app()) as url:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "llmhost",
-                "bench",
-                url,
-                "--model",
-                "standin",
-                "--requests",
-                "2",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_llmhost(["bench", url, "--model", "standin", "--requests", "2"])
     assert done.returncode == 1 and "every request failed" in done.stderr
 
 
@@ -132,14 +105,8 @@ def test_bench_out_over_a_file_is_refused_before_any_request(tmp_path: Path) -> 
     existing.write_text("x")
     standin = StandIn()
     with served_in_thread(standin.app()) as url:
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "llmhost", "bench", url, "--model", "standin"),
-                *("--requests", "2", "--out", str(existing)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        done = run_llmhost(
+            ["bench", url, "--model", "standin", "--requests", "2", "--out", str(existing)]
         )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == f"error: --out {existing}: a file is there; give a directory"
@@ -152,12 +119,7 @@ def test_doctor_prints_its_checks_as_json(tmp_path: Path, busy_port: int) -> Non
         f"server: {{port: {busy_port}}}\n"
         "models:\n  - {name: m, engine: openai, urls: ['http://127.0.0.1:9']}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "llmhost", "doctor", "--config", str(config), "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_llmhost(["doctor", "--config", str(config), "-o", "json"])
     rows = {row["what"]: row for row in json.loads(done.stdout)}
     assert done.returncode == 1  # the port is taken
     assert rows["python"]["ok"] and not rows[f"port {busy_port}"]["ok"]
