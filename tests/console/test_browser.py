@@ -145,6 +145,8 @@ def test_a_key_made_in_the_console_is_shown_once_works_and_is_revoked(
     browser.find_element(By.ID, "rpm").send_keys("120")
     browser.find_element(By.ID, "monthly_tokens").send_keys("1,000,000")
     browser.find_element(By.CSS_SELECTOR, "#create-key button").click()
+    # The form posts and the answer page comes back: wait for it, not the page before.
+    wait_for(browser, "document.getElementById('new-secret') !== null")
     secret = browser.find_element(By.ID, "new-secret").text
     assert secret.startswith("llmh-")
     prefix = secret[: len("llmh-") + 10]
